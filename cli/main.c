@@ -1,0 +1,328 @@
+/* main.c - the nanovm command line: run, asm, disasm, check.
+ * The CLI is the only place that prints and chooses exit statuses (nvm_status_exit_code). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nanovm.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: nanovm <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [options] FILE [--] [args...]   load, verify and run a program (.casm, .json, .nvmb)\n"
+    "      --tier interp|auto     execution tier (default auto; only the interpreter exists yet)\n"
+    "      --gas N                stop after N instructions (default unlimited)\n"
+    "      --max-memory SIZE      arena and stack memory limit, e.g. 64M (default 1G)\n"
+    "      --max-stack N          operand stack values (default 1048576)\n"
+    "      --max-depth N          call frames (default 100000)\n"
+    "      --gc-stress            collect garbage at every allocation (testing)\n"
+    "      --fail-alloc N         make the Nth allocation fail (testing)\n"
+    "  asm FILE -o OUT.nvmb                assemble CASM text or JSON IR into a bytecode module\n"
+    "  disasm FILE                         print a module (any input format) as CASM text\n"
+    "  check FILE                          load and verify only\n"
+    "  help | --help                       this text\n"
+    "  version | --version                 print the version\n"
+    "\n"
+    "exit status: 0 success, 1 uncaught program error, 2 bad command line, 3 invalid input\n"
+    "(syntax, malformed file, verifier rejection), 4 trust rejection, 5 resource limit,\n"
+    "6 capability denied, 70 internal error\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("nanovm: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n(run 'nanovm --help' for usage)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Reads a whole file; returns 0 or an exit status after printing why. */
+static int read_file(const char *path, uint8_t **out, size_t *out_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "nanovm: cannot open %s: %s\n", path, strerror(errno));
+        return nvm_status_exit_code(NVM_E_FORMAT);
+    }
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL)
+        goto oom;
+    for (;;) {
+        if (len == cap) {
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (nb == NULL)
+                goto oom;
+            buf = nb;
+            cap *= 2;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "nanovm: cannot read %s: %s\n", path, strerror(errno));
+        free(buf);
+        fclose(f);
+        return nvm_status_exit_code(NVM_E_FORMAT);
+    }
+    fclose(f);
+    *out = buf;
+    *out_len = len;
+    return 0;
+oom:
+    free(buf);
+    fclose(f);
+    fprintf(stderr, "nanovm: out of memory reading %s\n", path);
+    return nvm_status_exit_code(NVM_E_INTERNAL);
+}
+
+static void print_error(const nvm_error *err, const char *fallback_file)
+{
+    fflush(stdout);
+    const char *file = err->file[0] ? err->file : fallback_file;
+    if (err->line > 0 && err->col > 0)
+        fprintf(stderr, "nanovm: %s:%" PRIu32 ":%" PRIu32 ": %s\n", file, err->line, err->col,
+                err->message);
+    else if (err->line > 0)
+        fprintf(stderr, "nanovm: %s:%" PRIu32 ": %s\n", file, err->line, err->message);
+    else
+        fprintf(stderr, "nanovm: %s: %s\n", file, err->message);
+    if (err->backtrace[0])
+        fputs(err->backtrace, stderr);
+}
+
+static int load_module(const nvm_config *cfg, const char *path, nvm_module **out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &data, &len);
+    if (rc != 0)
+        return rc;
+    nvm_error err;
+    memset(&err, 0, sizeof err);
+    nvm_status st = nvm_module_load(cfg, data, len, path, out, &err);
+    free(data);
+    if (st != NVM_OK) {
+        print_error(&err, path);
+        return nvm_status_exit_code(st);
+    }
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out, int allow_suffix)
+{
+    char *end = NULL;
+    errno = 0;
+    if (s[0] == '-' || s[0] == '\0')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    uint64_t mul = 1;
+    if (allow_suffix && *end) {
+        switch (*end) {
+        case 'k': case 'K': mul = 1024ull; break;
+        case 'm': case 'M': mul = 1024ull * 1024; break;
+        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        default: return -1;
+        }
+        end++;
+    }
+    if (*end != '\0' || (mul > 1 && v > UINT64_MAX / mul))
+        return -1;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    nvm_config cfg;
+    nvm_config_init(&cfg);
+    const char *file = NULL;
+    int i = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        uint64_t v;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (file != NULL)
+                break; /* program arguments start */
+            file = a;
+            continue;
+        }
+        if (file != NULL)
+            break; /* options after FILE belong to the program */
+        if (strcmp(a, "--tier") == 0) {
+            if (++i >= argc)
+                return usage_error("%s needs a value", a);
+            if (strcmp(argv[i], "interp") != 0 && strcmp(argv[i], "auto") != 0) {
+                if (strcmp(argv[i], "jit") == 0 || strcmp(argv[i], "aot") == 0 ||
+                    strcmp(argv[i], "wasm") == 0)
+                    return usage_error("tier '%s' is not available in this build", argv[i]);
+                return usage_error("unknown tier '%s' (expected interp or auto)", argv[i]);
+            }
+        } else if (strcmp(a, "--gas") == 0) {
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v > INT64_MAX)
+                return usage_error("--gas needs a non-negative integer%s", "");
+            cfg.gas = (int64_t)v;
+        } else if (strcmp(a, "--max-memory") == 0) {
+            if (++i >= argc || parse_u64(argv[i], &v, 1) != 0 || v == 0 || v > SIZE_MAX)
+                return usage_error("--max-memory needs a positive size like 64M%s", "");
+            cfg.max_memory = (size_t)v;
+        } else if (strcmp(a, "--max-stack") == 0) {
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0 || v > UINT32_MAX)
+                return usage_error("--max-stack needs a positive integer%s", "");
+            cfg.max_stack = (uint32_t)v;
+        } else if (strcmp(a, "--max-depth") == 0) {
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0 || v > UINT32_MAX)
+                return usage_error("--max-depth needs a positive integer%s", "");
+            cfg.max_depth = (uint32_t)v;
+        } else if (strcmp(a, "--gc-stress") == 0) {
+            cfg.gc_stress = true;
+        } else if (strcmp(a, "--fail-alloc") == 0) {
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0)
+                return usage_error("--fail-alloc needs a positive integer%s", "");
+            cfg.fail_alloc_at = v;
+        } else {
+            return usage_error("unknown option '%s' for run", a);
+        }
+    }
+    if (file == NULL && i < argc)
+        file = argv[i++];
+    if (file == NULL)
+        return usage_error("run needs a FILE%s", "");
+
+    nvm_module *m = NULL;
+    int rc = load_module(&cfg, file, &m);
+    if (rc != 0)
+        return rc;
+    nvm_vm *vm = NULL;
+    nvm_status st = nvm_vm_new(&cfg, &vm);
+    if (st != NVM_OK) {
+        nvm_module_free(m);
+        fprintf(stderr, "nanovm: cannot create a VM: %s\n", nvm_status_meaning(st));
+        return nvm_status_exit_code(st);
+    }
+    st = nvm_host_register_stdio(vm);
+    if (st == NVM_OK)
+        st = nvm_vm_load(vm, m);
+    if (st == NVM_OK)
+        st = nvm_vm_run(vm);
+    fflush(stdout);
+    if (st != NVM_OK)
+        print_error(nvm_vm_error(vm), file);
+    nvm_vm_free(vm);
+    nvm_module_free(m);
+    return nvm_status_exit_code(st);
+}
+
+static int cmd_asm(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0) {
+            if (++i >= argc)
+                return usage_error("-o needs a file name%s", "");
+            out = argv[i];
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return usage_error("unknown option '%s' for asm", argv[i]);
+        } else if (in == NULL) {
+            in = argv[i];
+        } else {
+            return usage_error("asm takes one input file, got another: '%s'", argv[i]);
+        }
+    }
+    if (in == NULL || out == NULL)
+        return usage_error("usage: nanovm asm FILE -o OUT.nvmb%s", "");
+    nvm_config cfg;
+    nvm_config_init(&cfg);
+    nvm_module *m = NULL;
+    int rc = load_module(&cfg, in, &m);
+    if (rc != 0)
+        return rc;
+    uint8_t *bc = NULL;
+    size_t len = 0;
+    nvm_error err;
+    memset(&err, 0, sizeof err);
+    nvm_status st = nvm_module_to_bytecode(m, &bc, &len, &err);
+    if (st != NVM_OK) {
+        print_error(&err, in);
+        nvm_module_free(m);
+        return nvm_status_exit_code(st);
+    }
+    FILE *f = fopen(out, "wb");
+    int ok = f != NULL && fwrite(bc, 1, len, f) == len;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    if (!ok) {
+        fprintf(stderr, "nanovm: cannot write %s: %s\n", out, strerror(errno));
+        rc = nvm_status_exit_code(NVM_E_IO);
+    }
+    nvm_module_free_buffer(m, bc, len);
+    nvm_module_free(m);
+    return rc;
+}
+
+static int cmd_disasm_or_check(int argc, char **argv, int disasm)
+{
+    if (argc != 1 || (argv[0][0] == '-' && argv[0][1] != '\0'))
+        return usage_error(disasm ? "usage: nanovm disasm FILE%s" : "usage: nanovm check FILE%s",
+                           "");
+    nvm_config cfg;
+    nvm_config_init(&cfg);
+    nvm_module *m = NULL;
+    int rc = load_module(&cfg, argv[0], &m);
+    if (rc != 0)
+        return rc;
+    if (disasm) {
+        char *text = NULL;
+        size_t len = 0;
+        nvm_error err;
+        memset(&err, 0, sizeof err);
+        nvm_status st = nvm_module_disasm(m, &text, &len, &err);
+        if (st != NVM_OK) {
+            print_error(&err, argv[0]);
+            rc = nvm_status_exit_code(st);
+        } else {
+            fwrite(text, 1, len, stdout);
+            nvm_module_free_buffer(m, (uint8_t *)text, len + 1);
+        }
+    } else {
+        printf("%s: ok\n", argv[0]);
+    }
+    nvm_module_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("missing command%s", "");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "asm") == 0)
+        return cmd_asm(argc - 2, argv + 2);
+    if (strcmp(cmd, "disasm") == 0)
+        return cmd_disasm_or_check(argc - 2, argv + 2, 1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_disasm_or_check(argc - 2, argv + 2, 0);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("nanovm %s\n", NVM_VERSION_STRING);
+        return 0;
+    }
+    return usage_error("unknown command '%s'", cmd);
+}

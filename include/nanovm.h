@@ -1,0 +1,196 @@
+/* nanovm.h - the one public header of NanoVM.
+ *
+ * Ownership rules, everywhere in this API:
+ *   - A pointer passed *in* is borrowed for the duration of the call unless said otherwise.
+ *   - An object returned through an `out` parameter belongs to the caller, who frees it with the
+ *     matching nvm_*_free function.
+ *   - A `const` pointer returned by a getter is owned by the object it came from and stays valid
+ *     until that object is freed or the next call that the getter's comment names.
+ * Every fallible function returns an nvm_status; details are in the error record of the VM
+ * (nvm_vm_error) or, for functions that take no VM, in the nvm_error the caller passes.
+ * Library code never prints, exits or aborts.
+ */
+#ifndef NANOVM_H
+#define NANOVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NVM_VERSION_STRING "0.1.0"
+
+/* ---- status codes (nanovm_status.def) ---- */
+typedef enum nvm_status {
+#define X(name, exit_status, meaning) NVM_##name,
+#include "nanovm_status.def"
+#undef X
+    NVM_STATUS_COUNT
+} nvm_status;
+
+/* Process exit status the CLI uses for a status (0, 1, 2, 3, 4, 5, 6 or 70). */
+int nvm_status_exit_code(nvm_status s);
+/* Stable upper-case name ("E_VERIFY") and one-line meaning of a status. Never NULL. */
+const char *nvm_status_name(nvm_status s);
+const char *nvm_status_meaning(nvm_status s);
+
+/* ---- error record ----
+ * Filled by every failing call. `message` is one line without a trailing newline. For source
+ * errors `file`, `line` and `col` locate the problem (line/col are 1-based, 0 when unknown).
+ * `backtrace` holds one line per call frame, innermost first ("  at fn (file:line)"), for
+ * runtime errors; it is empty otherwise. */
+#define NVM_ERROR_MESSAGE_MAX 512
+#define NVM_ERROR_BACKTRACE_MAX 4096
+typedef struct nvm_error {
+    nvm_status status;
+    char message[NVM_ERROR_MESSAGE_MAX];
+    char file[256];
+    uint32_t line;
+    uint32_t col;
+    char backtrace[NVM_ERROR_BACKTRACE_MAX];
+} nvm_error;
+
+/* ---- allocation ----
+ * One allocator hook with Lua's lua_Alloc contract: nsize == 0 frees ptr and returns NULL;
+ * otherwise it (re)allocates ptr from osize to nsize bytes and returns NULL on failure, in which
+ * case ptr is untouched. osize is the size of the block when ptr != NULL. */
+typedef void *(*nvm_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* ---- values ----
+ * A value is a small struct passed by value. Strings, arrays and maps are handles into the arena
+ * of the VM they came from and are only meaningful with that VM; they stay alive while reachable
+ * from the running program, or for the duration of the capability call that received them. */
+typedef enum nvm_type {
+    NVM_T_NULL = 0,
+    NVM_T_BOOL,
+    NVM_T_INT,
+    NVM_T_FLOAT,
+    NVM_T_STR,
+    NVM_T_ARRAY,
+    NVM_T_MAP,
+    NVM_T_UNDEF /* internal: a frame slot never written; never seen by a capability */
+} nvm_type;
+
+typedef struct nvm_value {
+    union {
+        int64_t i;
+        double f;
+        uint32_t h; /* arena handle for str/array/map */
+        int b;
+    } as;
+    uint32_t type; /* nvm_type */
+} nvm_value;
+
+static inline nvm_value nvm_null(void) { nvm_value v; v.as.i = 0; v.type = NVM_T_NULL; return v; }
+static inline nvm_value nvm_bool(bool b) { nvm_value v; v.as.i = 0; v.as.b = b ? 1 : 0; v.type = NVM_T_BOOL; return v; }
+static inline nvm_value nvm_int(int64_t i) { nvm_value v; v.as.i = i; v.type = NVM_T_INT; return v; }
+static inline nvm_value nvm_float(double f) { nvm_value v; v.as.f = f; v.type = NVM_T_FLOAT; return v; }
+
+/* ---- configuration: a struct with defaults ---- */
+typedef struct nvm_config {
+    nvm_alloc_fn alloc;       /* NULL: malloc/realloc/free */
+    void *alloc_ud;
+    int64_t gas;              /* instructions a run may execute; < 0 means unlimited (default) */
+    size_t max_memory;        /* arena + VM stacks, bytes; default 1 GiB */
+    uint32_t max_stack;       /* operand stack values; default 1,048,576 */
+    uint32_t max_depth;       /* call frames; default 100,000 */
+    bool gc_stress;           /* collect at every allocation (tests) */
+    uint64_t fail_alloc_at;   /* make the Nth allocation fail, 1-based; 0 = never (tests) */
+} nvm_config;
+
+/* Fills *cfg with the documented defaults. */
+void nvm_config_init(nvm_config *cfg);
+
+/* ---- modules ----
+ * A module is verified, immutable bytecode. It can be shared by several VMs (not concurrently
+ * modified: it is never modified after loading). */
+typedef struct nvm_module nvm_module;
+
+/* Assemble CASM text. `name` is the file name used in messages. */
+nvm_status nvm_module_from_casm(const nvm_config *cfg, const char *src, size_t len,
+                                const char *name, nvm_module **out, nvm_error *err);
+/* Load the upstream JSON IR (major version 1). */
+nvm_status nvm_module_from_json(const nvm_config *cfg, const char *src, size_t len,
+                                const char *name, nvm_module **out, nvm_error *err);
+/* Load a bytecode module (.nvmb). Every count, offset and index is checked. */
+nvm_status nvm_module_from_bytecode(const nvm_config *cfg, const uint8_t *data, size_t len,
+                                    const char *name, nvm_module **out, nvm_error *err);
+/* Pick the loader by content: "NVMB" magic -> bytecode, leading '{' -> JSON, else CASM text. */
+nvm_status nvm_module_load(const nvm_config *cfg, const uint8_t *data, size_t len,
+                           const char *name, nvm_module **out, nvm_error *err);
+/* Run the verifier. Loading functions above already verify; this is idempotent. */
+nvm_status nvm_module_verify(nvm_module *m, nvm_error *err);
+/* Serialize to the bytecode format. *out_data is allocated with the module's allocator hook
+ * and released with nvm_module_free_buffer. */
+nvm_status nvm_module_to_bytecode(const nvm_module *m, uint8_t **out_data, size_t *out_len,
+                                  nvm_error *err);
+void nvm_module_free_buffer(const nvm_module *m, uint8_t *data, size_t len);
+/* Disassemble into CASM text that assembles back to identical bytecode. NUL-terminated;
+ * released with nvm_module_free_buffer(m, (uint8_t *)text, len + 1). */
+nvm_status nvm_module_disasm(const nvm_module *m, char **out_text, size_t *out_len,
+                             nvm_error *err);
+/* Capability names the module calls, in table order (borrowed from the module). */
+uint32_t nvm_module_cap_count(const nvm_module *m);
+const char *nvm_module_cap_name(const nvm_module *m, uint32_t i);
+void nvm_module_free(nvm_module *m);
+
+/* ---- VM ---- */
+typedef struct nvm_vm nvm_vm;
+
+nvm_status nvm_vm_new(const nvm_config *cfg, nvm_vm **out);
+void nvm_vm_free(nvm_vm *vm);
+/* The error record of the last failing call on this VM (owned by the VM). */
+const nvm_error *nvm_vm_error(const nvm_vm *vm);
+
+/* ---- capabilities ----
+ * A capability is a host function the program reaches with CAP_CALL "name" argc. `args` holds
+ * the argc arguments, first pushed first; they are valid during the call. The function stores
+ * its result in *result (null by default) and returns NVM_OK, or fails with
+ * nvm_cap_fail(), which records the message. NVM_E_PROGRAM and NVM_E_DENIED failures are
+ * catchable program errors; any other status ends the run with that status. */
+typedef nvm_status (*nvm_cap_fn)(nvm_vm *vm, void *ud, const nvm_value *args, uint32_t argc,
+                                 nvm_value *result);
+#define NVM_VARIADIC UINT32_MAX
+/* Register before nvm_vm_load. `argc` is the exact argument count or NVM_VARIADIC. The name is
+ * copied. Registering an existing name replaces it. */
+nvm_status nvm_vm_register_cap(nvm_vm *vm, const char *name, uint32_t argc, nvm_cap_fn fn,
+                               void *ud);
+nvm_status nvm_cap_fail(nvm_vm *vm, nvm_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Bind a verified module to the VM: every CAP_CALL name must be registered (else NVM_E_LINK).
+ * The module is borrowed and must outlive the VM's use of it. */
+nvm_status nvm_vm_load(nvm_vm *vm, const nvm_module *m);
+/* Run the entry function to completion. Returns NVM_OK on RET from the entry function or HALT. */
+nvm_status nvm_vm_run(nvm_vm *vm);
+/* Gas used by the last run (instructions executed). */
+int64_t nvm_vm_gas_used(const nvm_vm *vm);
+
+/* ---- working with values inside a capability call ---- */
+/* Type name as TYPEOF prints it. */
+const char *nvm_type_name(nvm_type t);
+/* Borrow a string's bytes (not NUL-terminated); NULL when v is not a string. Valid until the
+ * next allocation on the VM. */
+const char *nvm_value_str(nvm_vm *vm, nvm_value v, size_t *len);
+/* Make a string value (copies the bytes). */
+nvm_status nvm_value_new_str(nvm_vm *vm, const char *s, size_t len, nvm_value *out);
+/* Append the printed form of v (as io.print shows it) to a growable buffer: *buf, *len and *cap
+ * describe a block from the VM allocator; free it with nvm_vm_free_buffer. */
+nvm_status nvm_value_format(nvm_vm *vm, nvm_value v, char **buf, size_t *len, size_t *cap);
+void nvm_vm_free_buffer(nvm_vm *vm, char *buf, size_t cap);
+
+/* Standard streams capabilities for a host that wants them: io.print (stdout, joins its
+ * arguments and adds a newline, written as produced) and io.read (one line from stdin without
+ * its newline, "" at end of input). Implemented in the host layer, outside the portable core. */
+nvm_status nvm_host_register_stdio(nvm_vm *vm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,177 @@
+/* heap.h - the arena: integer-handle heap of strings, arrays and maps, its precise mark-and-sweep
+ * collector, the one allocator hook with the memory limit, and the value-level operations
+ * (equality, truthiness, hashing, printing, casts, string/array/map operations).
+ *
+ * Invariants:
+ *   - handle 0 is never a live object; objs[h] is the object for a live handle h, NULL when free;
+ *   - every byte the VM allocates goes through nvm_mem_* and is counted in heap.bytes, which never
+ *     exceeds cfg.max_memory; on a failed allocation the collector runs once (emergency GC) and
+ *     the allocation is retried before NVM_E_MEMORY is returned;
+ *   - a collection may run at any nvm_mem_alloc/realloc made through an object constructor.
+ *     Values reachable from the roots (vm.h: stack[0..sp), live frame slots, string constants,
+ *     the temporary root stack) survive it. A C function that holds a fresh handle across
+ *     another allocation pushes it with nvm_troot_push first.
+ *   - strings are immutable, NUL-terminated after `len` bytes, with a cached hash.
+ */
+#ifndef NVM_HEAP_H
+#define NVM_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nanovm.h"
+
+enum nvm_obj_kind { NVM_OBJ_STR = 1, NVM_OBJ_ARRAY = 2, NVM_OBJ_MAP = 3 };
+
+typedef struct nvm_gchdr {
+    uint8_t kind;
+    uint8_t mark;
+    uint16_t pad;
+    uint32_t handle;
+} nvm_gchdr;
+
+typedef struct nvm_str {
+    nvm_gchdr hdr;
+    uint32_t len;
+    uint32_t hash;
+    char data[];           /* len bytes + NUL */
+} nvm_str;
+
+typedef struct nvm_array {
+    nvm_gchdr hdr;
+    uint32_t len;
+    uint32_t cap;
+    nvm_value *items;
+} nvm_array;
+
+typedef struct nvm_mapentry {
+    nvm_value key;         /* NVM_T_UNDEF for a deleted entry (tombstone) */
+    nvm_value value;
+    uint32_t hash;
+} nvm_mapentry;
+
+/* Insertion-ordered map: entries[] in insertion order (with tombstones), index[] an open-addressing
+ * table of entry positions + 1 (0 = empty). Keys are strings or ints. */
+typedef struct nvm_map {
+    nvm_gchdr hdr;
+    uint32_t count;        /* live entries */
+    uint32_t nentries;     /* used slots of entries[] including tombstones */
+    uint32_t entries_cap;
+    uint32_t index_cap;    /* power of two, or 0 */
+    nvm_mapentry *entries;
+    uint32_t *index;
+} nvm_map;
+
+typedef struct nvm_heap {
+    void **objs;           /* handle -> object, NULL when free */
+    uint32_t nobjs;        /* handles handed out so far (objs[0] unused) */
+    uint32_t objs_cap;
+    uint32_t *free_handles;
+    uint32_t nfree;
+    uint32_t free_cap;
+    size_t bytes;          /* bytes currently allocated through nvm_mem_* */
+    size_t peak_bytes;
+    size_t next_gc;        /* collect when bytes passes this */
+    uint64_t nalloc;       /* allocations so far (fail_alloc_at counts these) */
+    uint64_t ncollections;
+    uint64_t gc_ns;        /* unused by the core (no clock); hosts may measure around runs */
+    nvm_value *troots;     /* temporary roots */
+    uint32_t ntroots;
+    uint32_t troots_cap;
+    bool in_gc;
+    /* the collector's explicit mark stack (handles of marked objects whose children are not yet
+     * marked); when it cannot grow, gray_overflow asks for a rescan of the marked objects */
+    uint32_t *gray;
+    uint32_t ngray;
+    uint32_t gray_cap;
+    bool gray_overflow;
+} nvm_heap;
+
+/* nvm_gchdr.mark bits: the collector's mark, and "on the current printing path" (value.c's cycle
+ * guard). The collector only ever touches NVM_MARK_GC. */
+#define NVM_MARK_GC 1u
+#define NVM_MARK_VISIT 2u
+
+struct nvm_vm;
+
+/* ---- raw memory through the allocator hook (limit, emergency GC, fail-Nth) ----
+ * On failure these set the VM error record to NVM_E_MEMORY and return it. `may_gc` false is for
+ * callers that cannot tolerate a collection (the collector itself, VM set-up). */
+nvm_status nvm_mem_alloc(struct nvm_vm *vm, size_t n, bool may_gc, void **out);
+nvm_status nvm_mem_realloc(struct nvm_vm *vm, void **p, size_t old_n, size_t new_n, bool may_gc);
+void nvm_mem_free(struct nvm_vm *vm, void *p, size_t n);
+
+nvm_status nvm_heap_init(struct nvm_vm *vm);
+void nvm_heap_destroy(struct nvm_vm *vm);  /* frees every object and the tables */
+void nvm_gc_collect(struct nvm_vm *vm);     /* marks from nvm_vm_mark_roots (vm.c), sweeps */
+void nvm_gc_mark_value(struct nvm_vm *vm, nvm_value v);  /* used by nvm_vm_mark_roots */
+nvm_status nvm_troot_push(struct nvm_vm *vm, nvm_value v);
+void nvm_troot_pop(struct nvm_vm *vm, uint32_t n);
+
+/* ---- shared by the arena's own files (heap.c str.c array.c map.c value.c) ----
+ * nvm_obj_new allocates a `size`-byte object of `kind` (struct part zeroed, header filled; may
+ * collect first), registers a handle and returns both. nvm_map_find gives the entries[] position
+ * of a str or int key, or -1. */
+nvm_status nvm_obj_new(struct nvm_vm *vm, int kind, size_t size, void **obj, nvm_value *out);
+int64_t nvm_map_find(const nvm_heap *h, const nvm_map *m, nvm_value key);
+
+/* ---- object access (no checks: callers check the tag first) ---- */
+static inline void *nvm_heap_obj(const nvm_heap *h, nvm_value v) { return h->objs[v.as.h]; }
+#define NVM_IS_OBJ(v) ((v).type >= NVM_T_STR && (v).type <= NVM_T_MAP)
+
+/* ---- strings (str.c) ---- */
+nvm_status nvm_str_new(struct nvm_vm *vm, const char *s, size_t len, nvm_value *out);
+nvm_status nvm_str_concat(struct nvm_vm *vm, nvm_value a, nvm_value b, nvm_value *out);
+uint32_t nvm_hash_bytes(const char *s, size_t len);
+/* The STR_* opcodes. Type errors (non-string operands) are program errors with a message naming
+ * the opcode and the types, set through nvm_vm_raise (vm.h). */
+nvm_status nvm_str_contains(struct nvm_vm *vm, nvm_value s, nvm_value sub, nvm_value *out);
+nvm_status nvm_str_split(struct nvm_vm *vm, nvm_value s, nvm_value sep, nvm_value *out);
+nvm_status nvm_str_replace(struct nvm_vm *vm, nvm_value s, nvm_value from, nvm_value to, nvm_value *out);
+nvm_status nvm_str_join(struct nvm_vm *vm, nvm_value arr, nvm_value sep, nvm_value *out);
+nvm_status nvm_str_starts_with(struct nvm_vm *vm, nvm_value s, nvm_value p, nvm_value *out);
+nvm_status nvm_str_ends_with(struct nvm_vm *vm, nvm_value s, nvm_value p, nvm_value *out);
+nvm_status nvm_str_to_upper(struct nvm_vm *vm, nvm_value s, nvm_value *out);
+nvm_status nvm_str_to_lower(struct nvm_vm *vm, nvm_value s, nvm_value *out);
+nvm_status nvm_str_trim(struct nvm_vm *vm, nvm_value s, nvm_value *out);
+nvm_status nvm_str_sub(struct nvm_vm *vm, nvm_value s, nvm_value start, nvm_value end, nvm_value *out);
+nvm_status nvm_str_find(struct nvm_vm *vm, nvm_value s, nvm_value needle, nvm_value *out);
+nvm_status nvm_str_ord(struct nvm_vm *vm, nvm_value s, nvm_value i, nvm_value *out);
+nvm_status nvm_str_chr(struct nvm_vm *vm, nvm_value i, nvm_value *out);
+nvm_status nvm_str_fmt_fixed(struct nvm_vm *vm, nvm_value x, nvm_value digits, nvm_value *out);
+
+/* ---- arrays (array.c) ---- */
+nvm_status nvm_array_new(struct nvm_vm *vm, uint32_t cap, nvm_value *out);
+nvm_status nvm_array_push(struct nvm_vm *vm, nvm_value arr, nvm_value v);
+/* Index i may be negative (from the end); out of range is a program error. */
+nvm_status nvm_array_get(struct nvm_vm *vm, nvm_value arr_or_str, nvm_value i, nvm_value *out);
+nvm_status nvm_array_set(struct nvm_vm *vm, nvm_value arr, nvm_value i, nvm_value v);
+nvm_status nvm_array_pop(struct nvm_vm *vm, nvm_value arr, nvm_value *out);
+nvm_status nvm_array_range(struct nvm_vm *vm, nvm_value a, nvm_value b, nvm_value *out);
+
+/* ---- maps (map.c) ---- */
+nvm_status nvm_map_new(struct nvm_vm *vm, nvm_value *out);
+/* Keys must be str or int (program error otherwise). `found` may be NULL. Absent -> null. */
+nvm_status nvm_map_get(struct nvm_vm *vm, nvm_value map, nvm_value key, nvm_value *out, bool *found);
+nvm_status nvm_map_set(struct nvm_vm *vm, nvm_value map, nvm_value key, nvm_value v);
+nvm_status nvm_map_del(struct nvm_vm *vm, nvm_value map, nvm_value key);
+nvm_status nvm_map_keys(struct nvm_vm *vm, nvm_value map, nvm_value *out);
+
+/* ---- generic value operations (value.c) ---- */
+bool nvm_truthy(const struct nvm_vm *vm, nvm_value v);
+/* Structural equality as EQ defines it (recursion depth bounded; cycles compare by identity). */
+bool nvm_equal(const struct nvm_vm *vm, nvm_value a, nvm_value b);
+/* LEN / ARR_LEN. */
+nvm_status nvm_len(struct nvm_vm *vm, nvm_value v, nvm_value *out);
+nvm_status nvm_cast(struct nvm_vm *vm, nvm_value v, int cast_type, nvm_value *out);
+nvm_status nvm_typeof(struct nvm_vm *vm, nvm_value v, nvm_value *out);
+/* Shortest round-trip decimal, never exponent notation, ".0" on integral values, "NaN", "inf",
+ * "-inf", "-0.0". buf must hold NVM_FLOAT_FMT_MAX bytes; returns the length. */
+#define NVM_FLOAT_FMT_MAX 400
+size_t nvm_format_float(double d, char *buf);
+/* Printed form appended to a growable buffer (maps print {k: v} in insertion order, arrays
+ * [1, 2], strings unquoted at top level; nested strings are printed unquoted too, as upstream). */
+nvm_status nvm_format_append(struct nvm_vm *vm, nvm_value v, char **buf, size_t *len, size_t *cap);
+
+#endif

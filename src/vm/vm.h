@@ -1,0 +1,99 @@
+/* vm.h - the VM instance: configuration, error record, capability registry, the operand stack,
+ * frame slots, call frames and exception handlers, and the interpreter entry point.
+ *
+ * Invariants while a program runs:
+ *   - stack[0..sp) are live values (GC roots); the interpreter stores its cached stack pointer
+ *     back into vm->sp before any operation that may allocate or raise;
+ *   - frames[0..depth) are live; frames[d].slot_base .. + fn->nslots are its slots (UNDEF until
+ *     written) in slots[]; slots[0..nslots_used) are GC roots;
+ *   - handlers[0..nhandlers) are installed handlers, innermost last; each belongs to a frame and is
+ *     dropped when that frame returns or is unwound;
+ *   - stack_cap >= sp + max_height of the running function: checked (and grown) at CALL, so
+ *     instructions inside a function never check for stack overflow.
+ */
+#ifndef NVM_VM_H
+#define NVM_VM_H
+
+#include <stdarg.h>
+
+#include "nanovm.h"
+#include "../isa/module.h"
+#include "heap.h"
+
+typedef struct nvm_frame {
+    const nvm_func *fn;
+    uint32_t func_index;
+    uint32_t pc;          /* saved pc: the instruction to resume at (callers) */
+    uint32_t base;        /* stack index of the frame's lowest value (entry sp - consumed) */
+    uint32_t slot_base;
+    uint32_t handler_base; /* nhandlers when the frame was entered */
+} nvm_frame;
+
+typedef struct nvm_handler {
+    uint32_t frame;       /* index of the owning frame */
+    uint32_t sp;          /* operand stack height at ENTER_TRY */
+    uint32_t target;      /* instruction index of the handler */
+} nvm_handler;
+
+typedef struct nvm_capentry {
+    char *name;
+    size_t name_len;
+    uint32_t argc;        /* or NVM_VARIADIC */
+    nvm_cap_fn fn;
+    void *ud;
+} nvm_capentry;
+
+struct nvm_vm {
+    nvm_config cfg;
+    nvm_error err;
+    nvm_heap heap;
+
+    const nvm_module *mod;
+    nvm_value *consts;    /* module string constants as arena strings (roots) */
+    uint32_t nconsts;     /* constants created so far (consts[0..nconsts) are roots) */
+    uint32_t nconsts_cap; /* allocated entries of consts */
+    uint32_t *capbind;    /* module capability index -> registry index */
+    uint32_t ncapbind;    /* entries of capbind */
+
+    nvm_capentry *caps;
+    uint32_t ncaps;
+    uint32_t caps_cap;
+
+    nvm_value *stack;
+    uint32_t sp;
+    uint32_t stack_cap;
+
+    nvm_value *slots;
+    uint32_t nslots_used;
+    uint32_t slots_cap;
+
+    nvm_frame *frames;
+    uint32_t depth;
+    uint32_t frames_cap;
+
+    nvm_handler *handlers;
+    uint32_t nhandlers;
+    uint32_t handlers_cap;
+
+    int64_t gas_limit;    /* < 0: unlimited */
+    int64_t gas_used;
+    bool running;
+};
+
+/* Raise a program-level error: fills vm->err (status, message) and returns `st`. The interpreter
+ * turns NVM_E_PROGRAM and NVM_E_DENIED into a catchable throw of the message string; other
+ * statuses end the run. */
+nvm_status nvm_vm_raise(struct nvm_vm *vm, nvm_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+nvm_status nvm_vm_vraise(struct nvm_vm *vm, nvm_status st, const char *fmt, va_list ap);
+
+/* Marks every root (called by the collector). */
+void nvm_vm_mark_roots(struct nvm_vm *vm);
+
+/* The interpreter (interp.c): runs vm->mod from its entry function. */
+nvm_status nvm_interp_run(struct nvm_vm *vm);
+
+#endif

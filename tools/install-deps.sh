@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian 12 packages NanoVM needs to build and test, skipping what is present.
+# Needs root (or sudo) only when something is missing.
+set -e
+PKGS="build-essential cmake pkg-config python3 libjansson-dev libcmocka-dev clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
