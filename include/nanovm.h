@@ -132,6 +132,10 @@ void nvm_module_free_buffer(const nvm_module *m, uint8_t *data, size_t len);
  * released with nvm_module_free_buffer(m, (uint8_t *)text, len + 1). */
 nvm_status nvm_module_disasm(const nvm_module *m, char **out_text, size_t *out_len,
                              nvm_error *err);
+/* Drop the debug information (source line per instruction) so that the module serializes
+ * without it: asm -> disasm -> asm gives identical bytes for stripped modules. Runtime errors
+ * then report no source lines. */
+void nvm_module_strip_debug(nvm_module *m);
 /* Capability names the module calls, in table order (borrowed from the module). */
 uint32_t nvm_module_cap_count(const nvm_module *m);
 const char *nvm_module_cap_name(const nvm_module *m, uint32_t i);

@@ -96,6 +96,12 @@ nvm_status nvm_builder_emit_jump(nvm_builder *b, const nvm_insn *insn, uint32_t 
  * NVM_E_LINK for functions referenced but never defined, undefined labels. */
 nvm_status nvm_builder_finish(nvm_builder *b, const char *entry, nvm_module **out,
                               nvm_error *err);
+/* Message of the last failing builder call that takes no nvm_error (func_ref, str, cap, emit,
+ * label_def, emit_jump). Owned by the builder. */
+const char *nvm_builder_message(const nvm_builder *b);
+/* Frees the per-instruction line tables (funcs[i].lines = NULL). Used to compare the bytecode of
+ * two modules built from different texts of the same code. */
+void nvm_module_drop_lines(nvm_module *m);
 
 /* ---- verifier (verify.c) ---- */
 nvm_status nvm_verify(nvm_module *m, nvm_error *err);
