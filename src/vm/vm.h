@@ -53,7 +53,8 @@ struct nvm_vm {
     uint32_t nconsts;     /* constants created so far (consts[0..nconsts) are roots) */
     uint32_t nconsts_cap; /* allocated entries of consts */
     uint32_t *capbind;    /* module capability index -> registry index */
-    uint32_t ncapbind;    /* entries of capbind */
+    uint8_t *capresults;  /* module capability index -> values its CAP_CALL pushes (0 or 1) */
+    uint32_t ncapbind;    /* entries of capbind and capresults */
 
     nvm_capentry *caps;
     uint32_t ncaps;

@@ -1,0 +1,396 @@
+/* heap.c - the arena: raw memory through the allocator hook (memory limit, GC pacing, emergency
+ * collection and retry, the fail-the-Nth-allocation test mode), object allocation (with the
+ * GC-stress mode: a collection before every object allocation), the handle table, the
+ * temporary roots and the precise mark-and-sweep collector with an explicit mark stack. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm.h"
+
+#define NVM_GC_MIN_THRESHOLD ((size_t)1 << 20)
+#define NVM_GRAY_KEEP 4096u /* mark stacks up to this many entries are kept between collections */
+
+/* Used when the configuration names no allocator: lua_Alloc's contract on realloc/free. */
+static void *fallback_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+
+static void *hook(nvm_vm *vm, void *ptr, size_t osize, size_t nsize)
+{
+    if (vm->cfg.alloc != NULL)
+        return vm->cfg.alloc(vm->cfg.alloc_ud, ptr, osize, nsize);
+    return fallback_alloc(NULL, ptr, osize, nsize);
+}
+
+static bool can_collect(const nvm_vm *vm, bool may_gc)
+{
+    return may_gc && !vm->heap.in_gc;
+}
+
+static nvm_status limit_error(nvm_vm *vm)
+{
+    return nvm_vm_raise(vm, NVM_E_MEMORY, "memory limit exceeded (%zu bytes)", vm->cfg.max_memory);
+}
+
+/* Resizes p from old_n to new_n bytes (new_n > 0) with accounting; NULL on failure, p untouched.
+ * `counted` says whether this allocation counts for fail_alloc_at; *limit says whether a failure
+ * came from the memory limit (else from the hook or an injected failure). */
+static void *raw_resize(nvm_vm *vm, void *p, size_t old_n, size_t new_n, bool may_gc, bool counted,
+                        bool *limit)
+{
+    nvm_heap *h = &vm->heap;
+    size_t grow = new_n > old_n ? new_n - old_n : 0;
+    bool collected = false;
+
+    *limit = false;
+    if (counted) {
+        h->nalloc++;
+        if (vm->cfg.fail_alloc_at != 0 && h->nalloc == vm->cfg.fail_alloc_at)
+            return NULL;
+    }
+    if (can_collect(vm, may_gc) && h->bytes + grow > h->next_gc) {
+        nvm_gc_collect(vm);
+        collected = true;
+    }
+    if (grow > vm->cfg.max_memory || h->bytes > vm->cfg.max_memory - grow) {
+        if (!collected && can_collect(vm, may_gc)) {
+            nvm_gc_collect(vm);
+            collected = true;
+        }
+        if (grow > vm->cfg.max_memory || h->bytes > vm->cfg.max_memory - grow) {
+            *limit = true;
+            return NULL;
+        }
+    }
+    void *q = hook(vm, p, p != NULL ? old_n : 0, new_n);
+    if (q == NULL && !collected && can_collect(vm, may_gc)) {
+        nvm_gc_collect(vm);
+        q = hook(vm, p, p != NULL ? old_n : 0, new_n);
+    }
+    if (q == NULL)
+        return NULL;
+    h->bytes = h->bytes - (p != NULL ? old_n : 0) + new_n;
+    if (h->bytes > h->peak_bytes)
+        h->peak_bytes = h->bytes;
+    return q;
+}
+
+static nvm_status alloc_error(nvm_vm *vm, size_t n, bool limit)
+{
+    if (limit)
+        return limit_error(vm);
+    if (vm->cfg.fail_alloc_at != 0 && vm->heap.nalloc == vm->cfg.fail_alloc_at)
+        return nvm_vm_raise(vm, NVM_E_MEMORY, "out of memory (injected failure of allocation %llu)",
+                            (unsigned long long)vm->heap.nalloc);
+    return nvm_vm_raise(vm, NVM_E_MEMORY, "out of memory (allocation of %zu bytes failed)", n);
+}
+
+nvm_status nvm_mem_alloc(nvm_vm *vm, size_t n, bool may_gc, void **out)
+{
+    bool limit;
+    *out = NULL;
+    if (n == 0)
+        return NVM_OK;
+    void *p = raw_resize(vm, NULL, 0, n, may_gc, true, &limit);
+    if (p == NULL)
+        return alloc_error(vm, n, limit);
+    *out = p;
+    return NVM_OK;
+}
+
+nvm_status nvm_mem_realloc(nvm_vm *vm, void **p, size_t old_n, size_t new_n, bool may_gc)
+{
+    bool limit;
+    if (new_n == 0) {
+        nvm_mem_free(vm, *p, old_n);
+        *p = NULL;
+        return NVM_OK;
+    }
+    void *q = raw_resize(vm, *p, old_n, new_n, may_gc, true, &limit);
+    if (q == NULL)
+        return alloc_error(vm, new_n, limit);
+    *p = q;
+    return NVM_OK;
+}
+
+void nvm_mem_free(nvm_vm *vm, void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    hook(vm, p, n, 0);
+    vm->heap.bytes = n <= vm->heap.bytes ? vm->heap.bytes - n : 0;
+}
+
+/* ---- objects ---- */
+
+static size_t obj_size(const void *o)
+{
+    const nvm_gchdr *hdr = o;
+    switch (hdr->kind) {
+    case NVM_OBJ_STR: return sizeof(nvm_str) + ((const nvm_str *)o)->len + 1;
+    case NVM_OBJ_ARRAY: return sizeof(nvm_array);
+    default: return sizeof(nvm_map);
+    }
+}
+
+static void obj_free(nvm_vm *vm, void *o)
+{
+    nvm_gchdr *hdr = o;
+    if (hdr->kind == NVM_OBJ_ARRAY) {
+        nvm_array *a = o;
+        nvm_mem_free(vm, a->items, sizeof(nvm_value) * a->cap);
+    } else if (hdr->kind == NVM_OBJ_MAP) {
+        nvm_map *m = o;
+        nvm_mem_free(vm, m->entries, sizeof(nvm_mapentry) * m->entries_cap);
+        nvm_mem_free(vm, m->index, sizeof(uint32_t) * m->index_cap);
+    }
+    nvm_mem_free(vm, o, obj_size(o));
+}
+
+/* Makes room for one more handle. The handle table and the free list share one block of
+ * objs_cap pointers followed by objs_cap handles, so the sweep never allocates. */
+static nvm_status reserve_handle(nvm_vm *vm)
+{
+    nvm_heap *h = &vm->heap;
+    if (h->nfree > 0 || h->nobjs < h->objs_cap)
+        return NVM_OK;
+    if (h->objs_cap >= UINT32_MAX / 2)
+        return limit_error(vm);
+    uint32_t ncap = h->objs_cap < 64 ? 64 : h->objs_cap * 2;
+    size_t per = sizeof(void *) + sizeof(uint32_t);
+    void *blk = NULL;
+    nvm_status st = nvm_mem_alloc(vm, per * ncap, true, &blk);
+    if (st != NVM_OK)
+        return st;
+    /* a collection inside the allocation may have changed the table: copy afterwards */
+    void **nobjs = blk;
+    uint32_t *nfree = (uint32_t *)(nobjs + ncap);
+    if (h->objs != NULL) {
+        memcpy(nobjs, h->objs, sizeof(void *) * h->nobjs);
+        memcpy(nfree, h->free_handles, sizeof(uint32_t) * h->nfree);
+        nvm_mem_free(vm, h->objs, per * h->objs_cap);
+    }
+    memset(nobjs + h->nobjs, 0, sizeof(void *) * (ncap - h->nobjs));
+    if (h->nobjs == 0) {
+        nobjs[0] = NULL;
+        h->nobjs = 1;
+    }
+    h->objs = nobjs;
+    h->free_handles = nfree;
+    h->objs_cap = ncap;
+    h->free_cap = ncap;
+    return NVM_OK;
+}
+
+nvm_status nvm_obj_new(nvm_vm *vm, int kind, size_t size, void **obj, nvm_value *out)
+{
+    nvm_heap *h = &vm->heap;
+    void *o = NULL;
+    if (vm->cfg.gc_stress)
+        nvm_gc_collect(vm);
+    nvm_status st = reserve_handle(vm);
+    if (st != NVM_OK)
+        return st;
+    st = nvm_mem_alloc(vm, size, true, &o);
+    if (st != NVM_OK)
+        return st;
+    /* the collection that may have run only adds free handles: one is still available */
+    uint32_t handle = h->nfree > 0 ? h->free_handles[--h->nfree] : h->nobjs++;
+    memset(o, 0, kind == NVM_OBJ_STR ? sizeof(nvm_str) : size);
+    nvm_gchdr *hdr = o;
+    hdr->kind = (uint8_t)kind;
+    hdr->mark = 0;
+    hdr->handle = handle;
+    h->objs[handle] = o;
+    out->as.i = 0;
+    out->as.h = handle;
+    out->type = kind == NVM_OBJ_STR ? NVM_T_STR : kind == NVM_OBJ_ARRAY ? NVM_T_ARRAY : NVM_T_MAP;
+    *obj = o;
+    return NVM_OK;
+}
+
+/* ---- set-up and tear-down ---- */
+
+nvm_status nvm_heap_init(nvm_vm *vm)
+{
+    memset(&vm->heap, 0, sizeof vm->heap);
+    vm->heap.next_gc = NVM_GC_MIN_THRESHOLD;
+    return NVM_OK;
+}
+
+void nvm_heap_destroy(nvm_vm *vm)
+{
+    nvm_heap *h = &vm->heap;
+    for (uint32_t i = 1; i < h->nobjs; i++) {
+        if (h->objs[i] != NULL)
+            obj_free(vm, h->objs[i]);
+    }
+    if (h->objs != NULL)
+        nvm_mem_free(vm, h->objs, (sizeof(void *) + sizeof(uint32_t)) * h->objs_cap);
+    nvm_mem_free(vm, h->troots, sizeof(nvm_value) * h->troots_cap);
+    nvm_mem_free(vm, h->gray, sizeof(uint32_t) * h->gray_cap);
+    h->objs = NULL;
+    h->free_handles = NULL;
+    h->troots = NULL;
+    h->gray = NULL;
+    h->nobjs = h->objs_cap = h->nfree = h->free_cap = 0;
+    h->ntroots = h->troots_cap = 0;
+    h->ngray = h->gray_cap = 0;
+}
+
+/* ---- temporary roots ---- */
+
+nvm_status nvm_troot_push(nvm_vm *vm, nvm_value v)
+{
+    nvm_heap *h = &vm->heap;
+    if (h->ntroots == h->troots_cap) {
+        uint32_t ncap = h->troots_cap < 16 ? 16 : h->troots_cap * 2;
+        void *p = h->troots;
+        nvm_status st = nvm_mem_realloc(vm, &p, sizeof(nvm_value) * h->troots_cap,
+                                        sizeof(nvm_value) * ncap, false);
+        if (st != NVM_OK)
+            return st;
+        h->troots = p;
+        h->troots_cap = ncap;
+    }
+    h->troots[h->ntroots++] = v;
+    return NVM_OK;
+}
+
+void nvm_troot_pop(nvm_vm *vm, uint32_t n)
+{
+    nvm_heap *h = &vm->heap;
+    h->ntroots = n <= h->ntroots ? h->ntroots - n : 0;
+}
+
+/* ---- the collector ---- */
+
+static void gray_push(nvm_vm *vm, uint32_t handle)
+{
+    nvm_heap *h = &vm->heap;
+    if (h->ngray == h->gray_cap) {
+        bool limit;
+        if (h->gray_cap >= UINT32_MAX / 2) {
+            h->gray_overflow = true;
+            return;
+        }
+        uint32_t ncap = h->gray_cap < 256 ? 256 : h->gray_cap * 2;
+        void *p = raw_resize(vm, h->gray, sizeof(uint32_t) * h->gray_cap, sizeof(uint32_t) * ncap,
+                             false, false, &limit);
+        if (p == NULL) {
+            h->gray_overflow = true;
+            return;
+        }
+        h->gray = p;
+        h->gray_cap = ncap;
+    }
+    h->gray[h->ngray++] = handle;
+}
+
+/* Marks one value; containers go on the mark stack. Inlined into the child loops. */
+static inline void mark(nvm_vm *vm, nvm_value v)
+{
+    nvm_heap *h = &vm->heap;
+    if (!NVM_IS_OBJ(v) || v.as.h == 0 || v.as.h >= h->nobjs)
+        return;
+    nvm_gchdr *hdr = h->objs[v.as.h];
+    if (hdr == NULL || (hdr->mark & NVM_MARK_GC))
+        return;
+    hdr->mark |= NVM_MARK_GC;
+    if (hdr->kind != NVM_OBJ_STR)
+        gray_push(vm, v.as.h);
+}
+
+void nvm_gc_mark_value(nvm_vm *vm, nvm_value v)
+{
+    mark(vm, v);
+}
+
+static void mark_children(nvm_vm *vm, const void *o)
+{
+    const nvm_gchdr *hdr = o;
+    if (hdr->kind == NVM_OBJ_ARRAY) {
+        const nvm_array *a = o;
+        for (uint32_t i = 0; i < a->len; i++) {
+            if (NVM_IS_OBJ(a->items[i]))
+                mark(vm, a->items[i]);
+        }
+    } else if (hdr->kind == NVM_OBJ_MAP) {
+        const nvm_map *m = o;
+        for (uint32_t i = 0; i < m->nentries; i++) {
+            const nvm_mapentry *e = &m->entries[i];
+            if (e->key.type == NVM_T_UNDEF)
+                continue;
+            if (e->key.type == NVM_T_STR)
+                mark(vm, e->key);
+            if (NVM_IS_OBJ(e->value))
+                mark(vm, e->value);
+        }
+    }
+}
+
+static void drain(nvm_vm *vm)
+{
+    nvm_heap *h = &vm->heap;
+    while (h->ngray > 0) {
+        uint32_t handle = h->gray[--h->ngray];
+        mark_children(vm, h->objs[handle]);
+    }
+}
+
+void nvm_gc_collect(nvm_vm *vm)
+{
+    nvm_heap *h = &vm->heap;
+    if (h->in_gc)
+        return;
+    h->in_gc = true;
+    h->ngray = 0;
+    h->gray_overflow = false;
+
+    nvm_vm_mark_roots(vm);
+    for (uint32_t i = 0; i < h->ntroots; i++)
+        nvm_gc_mark_value(vm, h->troots[i]);
+    drain(vm);
+    /* Objects marked while the mark stack could not grow still have unmarked children: rescan
+     * every marked container until a pass completes without overflow. */
+    while (h->gray_overflow) {
+        h->gray_overflow = false;
+        for (uint32_t i = 1; i < h->nobjs; i++) {
+            nvm_gchdr *hdr = h->objs[i];
+            if (hdr != NULL && (hdr->mark & NVM_MARK_GC) && hdr->kind != NVM_OBJ_STR) {
+                mark_children(vm, hdr);
+                drain(vm);
+            }
+        }
+    }
+
+    for (uint32_t i = 1; i < h->nobjs; i++) {
+        nvm_gchdr *hdr = h->objs[i];
+        if (hdr == NULL)
+            continue;
+        if (hdr->mark & NVM_MARK_GC) {
+            hdr->mark &= (uint8_t)~NVM_MARK_GC;
+            continue;
+        }
+        obj_free(vm, hdr);
+        h->objs[i] = NULL;
+        h->free_handles[h->nfree++] = i;
+    }
+
+    if (h->gray_cap > NVM_GRAY_KEEP) {
+        nvm_mem_free(vm, h->gray, sizeof(uint32_t) * h->gray_cap);
+        h->gray = NULL;
+        h->gray_cap = 0;
+    }
+    h->ngray = 0;
+    h->next_gc = h->bytes > NVM_GC_MIN_THRESHOLD / 2 ? h->bytes * 2 : NVM_GC_MIN_THRESHOLD;
+    h->ncollections++;
+    h->in_gc = false;
+}

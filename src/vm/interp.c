@@ -1,0 +1,1124 @@
+/* interp.c - the reference interpreter.
+ *
+ * Executes verified bytecode. The hot state (instruction pointer, operand stack pointer, frame
+ * slots, gas countdown) lives in locals; vm->sp is written back before any call that may allocate
+ * (a collection marks stack[0..vm->sp)) or raise. Dispatch is direct threading through a table of
+ * label addresses with GNU C, a switch otherwise; both expand the same op bodies (CASE/NEXT).
+ *
+ * Invariants:
+ *   - `ip` points at the instruction being executed; `code` is the running function's code;
+ *   - `sp` is one past the top value; `stack` == vm->stack (reloaded after CALL, which may grow
+ * it);
+ *   - `slots` == vm->slots + frame->slot_base (reloaded whenever the frame changes);
+ *   - gas: every dispatched instruction decrements gas_left first; a negative count ends the run.
+ *     vm->gas_used == gas_start - gas_left whenever control leaves the loop;
+ *   - the operand stack never overflows inside a function: CALL reserves the callee's verified
+ *     max_height (plus one) before entering it.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "vm.h"
+
+#if defined(__GNUC__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NVM_COLD __attribute__((noinline))
+#else
+#define LIKELY(x) (x)
+#define UNLIKELY(x) (x)
+#define NVM_COLD
+#endif
+
+#if defined(__GNUC__) && !defined(NVM_NO_COMPUTED_GOTO)
+#define NVM_COMPUTED_GOTO 1
+#else
+#define NVM_COMPUTED_GOTO 0
+#endif
+
+/* GCC merges the identical dispatch tails of the op bodies back into one indirect jump (cross
+ * jumping), which defeats direct threading; keep one indirect jump per op body. Clang does not
+ * merge them and has no such option. */
+#if NVM_COMPUTED_GOTO && !defined(__clang__)
+#define NVM_INTERP_ATTR __attribute__((optimize("no-crossjumping")))
+#else
+#define NVM_INTERP_ATTR
+#endif
+
+static const char *const type_names[] = {"null", "bool",  "int", "float",
+                                         "str",  "array", "map", "undefined"};
+
+static const char *tname(nvm_value v)
+{
+    return v.type < sizeof type_names / sizeof type_names[0] ? type_names[v.type] : "?";
+}
+
+static const char *opname(uint8_t op)
+{
+    const char *n = nvm_opinfo_table[op].name;
+    return n != NULL ? n : "?";
+}
+
+/* ---- overflow-checked int arithmetic ---- */
+static inline bool add_ovf(int64_t a, int64_t b, int64_t *r)
+{
+#if defined(__GNUC__)
+    return __builtin_add_overflow(a, b, r);
+#else
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b))
+        return true;
+    *r = a + b;
+    return false;
+#endif
+}
+
+static inline bool sub_ovf(int64_t a, int64_t b, int64_t *r)
+{
+#if defined(__GNUC__)
+    return __builtin_sub_overflow(a, b, r);
+#else
+    if ((b < 0 && a > INT64_MAX + b) || (b > 0 && a < INT64_MIN + b))
+        return true;
+    *r = a - b;
+    return false;
+#endif
+}
+
+static inline bool mul_ovf(int64_t a, int64_t b, int64_t *r)
+{
+#if defined(__GNUC__)
+    return __builtin_mul_overflow(a, b, r);
+#else
+    if (a > 0) {
+        if (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
+            return true;
+    } else if (a < 0) {
+        if (b > 0 ? a < INT64_MIN / b : (b != 0 && a < INT64_MAX / b))
+            return true;
+    }
+    *r = a * b;
+    return false;
+#endif
+}
+
+static inline bool is_num(nvm_value v)
+{
+    return v.type == NVM_T_INT || v.type == NVM_T_FLOAT;
+}
+static inline double num_val(nvm_value v)
+{
+    return v.type == NVM_T_INT ? (double)v.as.i : v.as.f;
+}
+
+static inline bool truthy(const nvm_vm *vm, nvm_value v)
+{
+    switch (v.type) {
+    case NVM_T_NULL: return false;
+    case NVM_T_BOOL: return v.as.b != 0;
+    case NVM_T_INT: return v.as.i != 0;
+    case NVM_T_FLOAT: return v.as.f != 0.0;
+    default: return nvm_truthy(vm, v);
+    }
+}
+
+/* Copies one value field by field. Op bodies write a value's payload and tag with separate stores;
+ * reading it back with one 16-byte load would defeat store-to-load forwarding (a stall of about a
+ * dozen cycles), so values are never moved as one 16-byte block on the hot paths. */
+static inline void vcopy(nvm_value *dst, const nvm_value *src)
+{
+    int64_t i = src->as.i;
+    uint32_t t = src->type;
+    dst->as.i = i;
+    dst->type = t;
+}
+
+static inline nvm_value undef_value(void)
+{
+    nvm_value v;
+    v.as.i = 0;
+    v.type = NVM_T_UNDEF;
+    return v;
+}
+
+/* Bytewise string order: memcmp over the common prefix, then length. */
+static int str_cmp(const nvm_vm *vm, nvm_value a, nvm_value b)
+{
+    const nvm_str *x = nvm_heap_obj(&vm->heap, a);
+    const nvm_str *y = nvm_heap_obj(&vm->heap, b);
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    int c = n > 0 ? memcmp(x->data, y->data, n) : 0;
+    if (c != 0)
+        return c < 0 ? -1 : 1;
+    return x->len < y->len ? -1 : (x->len > y->len ? 1 : 0);
+}
+
+/* ---- error helpers (cold) ---- */
+static NVM_COLD nvm_status type_error2(nvm_vm *vm, uint8_t op, const char *what, nvm_value a,
+                                       nvm_value b)
+{
+    return nvm_vm_raise(vm, NVM_E_PROGRAM, "type error: %s expects %s, got %s and %s", opname(op),
+                        what, tname(a), tname(b));
+}
+
+static NVM_COLD nvm_status type_error1(nvm_vm *vm, uint8_t op, const char *what, nvm_value a)
+{
+    return nvm_vm_raise(vm, NVM_E_PROGRAM, "type error: %s expects %s, got %s", opname(op), what,
+                        tname(a));
+}
+
+static NVM_COLD nvm_status program_error(nvm_vm *vm, const char *msg, uint8_t op)
+{
+    return nvm_vm_raise(vm, NVM_E_PROGRAM, "%s%s", msg, op != 0 ? opname(op) : "");
+}
+
+/* Message of an uncaught THROW: "uncaught exception: <printed value>". */
+static NVM_COLD nvm_status uncaught_throw(nvm_vm *vm, nvm_value v)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    nvm_status st = nvm_format_append(vm, v, &buf, &len, &cap);
+    if (st == NVM_OK)
+        st = nvm_vm_raise(vm, NVM_E_PROGRAM, "uncaught exception: %.*s", (int)len,
+                          buf != NULL ? buf : "");
+    if (buf != NULL)
+        nvm_mem_free(vm, buf, cap);
+    return st;
+}
+
+/* ---- growth of the VM's stacks (all through the allocator hook, within the limits) ---- */
+static NVM_COLD nvm_status grow_array(nvm_vm *vm, void **p, uint32_t *cap, uint64_t need,
+                                      uint64_t limit, size_t elem)
+{
+    uint64_t ncap = *cap != 0 ? (uint64_t)*cap * 2 : 64;
+    if (ncap < need)
+        ncap = need;
+    if (ncap > limit)
+        ncap = limit;
+    if (ncap > SIZE_MAX / elem)
+        return nvm_vm_raise(vm, NVM_E_MEMORY, "memory limit exceeded");
+    void *q = *p;
+    nvm_status st = nvm_mem_realloc(vm, &q, (size_t)*cap * elem, (size_t)ncap * elem, true);
+    if (st != NVM_OK)
+        return st;
+    *p = q;
+    *cap = (uint32_t)ncap;
+    return NVM_OK;
+}
+
+/* Makes room for a call to `fn` whose frame starts at stack index `base`: depth limit, operand
+ * stack (base + max_height + 1 values), a frame record and the callee's slots. */
+static NVM_COLD nvm_status ensure_call_space(nvm_vm *vm, const nvm_func *fn, uint32_t base)
+{
+    nvm_status st;
+    if (vm->depth >= vm->cfg.max_depth)
+        return nvm_vm_raise(vm, NVM_E_DEPTH, "call depth limit exceeded (%u frames)",
+                            (unsigned)vm->cfg.max_depth);
+    uint64_t need = (uint64_t)base + fn->max_height + 1;
+    if (need > vm->stack_cap) {
+        if (need > vm->cfg.max_stack)
+            return nvm_vm_raise(vm, NVM_E_STACK, "operand stack limit exceeded (%u values)",
+                                (unsigned)vm->cfg.max_stack);
+        void *p = vm->stack;
+        st = grow_array(vm, &p, &vm->stack_cap, need, vm->cfg.max_stack, sizeof(nvm_value));
+        vm->stack = p;
+        if (st != NVM_OK)
+            return st;
+    }
+    if (vm->depth >= vm->frames_cap) {
+        void *p = vm->frames;
+        st = grow_array(vm, &p, &vm->frames_cap, (uint64_t)vm->depth + 1, vm->cfg.max_depth,
+                        sizeof(nvm_frame));
+        vm->frames = p;
+        if (st != NVM_OK)
+            return st;
+    }
+    uint64_t sneed = (uint64_t)vm->nslots_used + fn->nslots;
+    if (sneed > vm->slots_cap) {
+        if (sneed > UINT32_MAX)
+            return nvm_vm_raise(vm, NVM_E_MEMORY, "memory limit exceeded (frame slots)");
+        void *p = vm->slots;
+        st = grow_array(vm, &p, &vm->slots_cap, sneed, UINT32_MAX, sizeof(nvm_value));
+        vm->slots = p;
+        if (st != NVM_OK)
+            return st;
+    }
+    return NVM_OK;
+}
+
+static NVM_COLD nvm_status grow_handlers(nvm_vm *vm)
+{
+    void *p = vm->handlers;
+    nvm_status st = grow_array(vm, &p, &vm->handlers_cap, (uint64_t)vm->nhandlers + 1, UINT32_MAX,
+                               sizeof(nvm_handler));
+    vm->handlers = p;
+    return st;
+}
+
+/* Pushes a frame for function `fidx`; space was ensured. Returns the new frame. */
+static inline nvm_frame *push_frame(nvm_vm *vm, const nvm_func *fn, uint32_t fidx, uint32_t base)
+{
+    nvm_frame *f = &vm->frames[vm->depth++];
+    f->fn = fn;
+    f->func_index = fidx;
+    f->pc = 0;
+    f->base = base;
+    f->slot_base = vm->nslots_used;
+    f->handler_base = vm->nhandlers;
+    nvm_value *s = vm->slots + vm->nslots_used;
+    for (uint32_t i = 0; i < fn->nslots; i++)
+        s[i] = undef_value();
+    vm->nslots_used += fn->nslots;
+    return f;
+}
+
+/* Fills `arr` (fresh, rooted only by the caller's troot) with n values. */
+static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, uint32_t n)
+{
+    nvm_array *arr = nvm_heap_obj(&vm->heap, out);
+    if (arr->cap >= n) {
+        if (n > 0)
+            memcpy(arr->items, vals, sizeof(nvm_value) * n);
+        arr->len = n;
+        return NVM_OK;
+    }
+    nvm_status st = nvm_troot_push(vm, out);
+    if (st != NVM_OK)
+        return st;
+    for (uint32_t i = 0; i < n && st == NVM_OK; i++)
+        st = nvm_array_push(vm, out, vals[i]);
+    nvm_troot_pop(vm, 1);
+    return st;
+}
+
+/* ---- dispatch machinery ---- */
+#if NVM_COMPUTED_GOTO
+#define DISPATCH()                                                                                 \
+    do {                                                                                           \
+        if (UNLIKELY(--gas_left < 0))                                                              \
+            goto gas_exhausted;                                                                    \
+        goto *dispatch_table[ip->op];                                                              \
+    } while (0)
+#define CASE(name) L_##name:
+#else
+#define DISPATCH() goto dispatch
+#define CASE(name) case NVM_OP_##name:
+#endif
+#define NEXT()                                                                                     \
+    do {                                                                                           \
+        ip++;                                                                                      \
+        DISPATCH();                                                                                \
+    } while (0)
+#define SYNC() (vm->sp = (uint32_t)(sp - stack))
+/* Call a function that may allocate or raise; on failure go to the error path. */
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        SYNC();                                                                                    \
+        st = (call);                                                                               \
+        if (UNLIKELY(st != NVM_OK))                                                                \
+            goto error;                                                                            \
+    } while (0)
+#define FAIL(call)                                                                                 \
+    do {                                                                                           \
+        SYNC();                                                                                    \
+        st = (call);                                                                               \
+        goto error;                                                                                \
+    } while (0)
+#define TYPE_ERR2(what) FAIL(type_error2(vm, ip->op, what, sp[-2], sp[-1]))
+#define TYPE_ERR1(what) FAIL(type_error1(vm, ip->op, what, sp[-1]))
+/* Require the value `v` to have type `t`; names the opcode in the error. */
+#define EXPECT(v, t, what)                                                                         \
+    do {                                                                                           \
+        if (UNLIKELY((v).type != (t)))                                                             \
+            FAIL(type_error1(vm, ip->op, what, (v)));                                              \
+    } while (0)
+
+/* Binary integer-only operators. */
+#define INT_BINOP(NAME, EXPR)                                                                      \
+    CASE(NAME)                                                                                     \
+    {                                                                                              \
+        if (UNLIKELY(sp[-2].type != NVM_T_INT || sp[-1].type != NVM_T_INT))                        \
+            TYPE_ERR2("ints");                                                                     \
+        int64_t x = sp[-2].as.i, y = sp[-1].as.i;                                                  \
+        sp[-2].as.i = (EXPR);                                                                      \
+        sp--;                                                                                      \
+        NEXT();                                                                                    \
+    }
+
+/* Ordered comparisons: ints exactly, numbers by promotion, strings bytewise. */
+#define CMP_OP(NAME, OP)                                                                           \
+    CASE(NAME)                                                                                     \
+    {                                                                                              \
+        const nvm_value *x = sp - 2, *y = sp - 1;                                                  \
+        bool r;                                                                                    \
+        if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT))                                  \
+            r = x->as.i OP y->as.i;                                                                \
+        else if (is_num(*x) && is_num(*y))                                                         \
+            r = num_val(*x) OP num_val(*y);                                                        \
+        else if (x->type == NVM_T_STR && y->type == NVM_T_STR)                                     \
+            r = str_cmp(vm, *x, *y) OP 0;                                                          \
+        else                                                                                       \
+            TYPE_ERR2("numbers or strings");                                                       \
+        sp[-2] = nvm_bool(r);                                                                      \
+        sp--;                                                                                      \
+        NEXT();                                                                                    \
+    }
+
+/* One-operand math: int or float in, float out. */
+#define MATH1(NAME, FN)                                                                            \
+    CASE(NAME)                                                                                     \
+    {                                                                                              \
+        if (UNLIKELY(!is_num(sp[-1])))                                                             \
+            TYPE_ERR1("a number");                                                                 \
+        sp[-1] = nvm_float(FN(num_val(sp[-1])));                                                   \
+        NEXT();                                                                                    \
+    }
+
+/* Heap operations with one, two or three operands and a result replacing them. The operands stay
+ * on the stack (rooted) during the call. */
+#define HEAP1(NAME, FN)                                                                            \
+    CASE(NAME)                                                                                     \
+    {                                                                                              \
+        nvm_value out;                                                                             \
+        CHECK(FN(vm, sp[-1], &out));                                                               \
+        sp[-1] = out;                                                                              \
+        NEXT();                                                                                    \
+    }
+#define HEAP2(NAME, FN)                                                                            \
+    CASE(NAME)                                                                                     \
+    {                                                                                              \
+        nvm_value out;                                                                             \
+        CHECK(FN(vm, sp[-2], sp[-1], &out));                                                       \
+        sp[-2] = out;                                                                              \
+        sp--;                                                                                      \
+        NEXT();                                                                                    \
+    }
+#define HEAP3(NAME, FN)                                                                            \
+    CASE(NAME)                                                                                     \
+    {                                                                                              \
+        nvm_value out;                                                                             \
+        CHECK(FN(vm, sp[-3], sp[-2], sp[-1], &out));                                               \
+        sp[-3] = out;                                                                              \
+        sp -= 2;                                                                                   \
+        NEXT();                                                                                    \
+    }
+
+#if NVM_COMPUTED_GOTO
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#if defined(__clang__)
+#pragma GCC diagnostic ignored "-Winitializer-overrides"
+#else
+#pragma GCC diagnostic ignored "-Woverride-init"
+#endif
+#endif
+
+NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
+{
+#if NVM_COMPUTED_GOTO
+    static const void *const dispatch_table[NVM_OP_BYTE_MAX] = {
+        [0 ... NVM_OP_BYTE_MAX - 1] = &&L_INVALID,
+#define X(name, byte, opk, pops, pushes, flags, meaning) [byte] = &&L_##name,
+#include "../isa/opcodes.def"
+#undef X
+    };
+#endif
+    const nvm_module *m = vm->mod;
+    const nvm_func *funcs = m->funcs;
+    nvm_status st = NVM_OK;
+    const int64_t gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
+    int64_t gas_left = gas_start;
+
+    vm->sp = 0;
+    vm->depth = 0;
+    vm->nslots_used = 0;
+    vm->nhandlers = 0;
+    vm->gas_used = 0;
+
+    const nvm_func *entry = &funcs[m->entry];
+    st = ensure_call_space(vm, entry, 0);
+    if (st != NVM_OK)
+        return st;
+    nvm_frame *frame = push_frame(vm, entry, m->entry, 0);
+    nvm_value *stack = vm->stack;
+    nvm_value *sp = stack;
+    nvm_value *slots = vm->slots + frame->slot_base;
+    const nvm_insn *code = entry->code;
+    const nvm_insn *ip = code;
+
+#if NVM_COMPUTED_GOTO
+    DISPATCH();
+    {
+#else
+dispatch:
+    if (UNLIKELY(--gas_left < 0))
+        goto gas_exhausted;
+    switch (ip->op) {
+#endif
+
+        /* ---- stack ---- */
+        CASE(NOP)
+        {
+            NEXT();
+        }
+        CASE(PUSH)
+        {
+            *sp++ = nvm_int(ip->k.i);
+            NEXT();
+        }
+        CASE(PUSH_F64)
+        {
+            *sp++ = nvm_float(ip->k.f);
+            NEXT();
+        }
+        CASE(PUSH_STR)
+        {
+            vcopy(sp++, &vm->consts[ip->a]);
+            NEXT();
+        }
+        CASE(PUSH_BOOL)
+        {
+            *sp++ = nvm_bool(ip->b != 0);
+            NEXT();
+        }
+        CASE(PUSH_NULL)
+        {
+            *sp++ = nvm_null();
+            NEXT();
+        }
+        CASE(POP)
+        {
+            sp--;
+            NEXT();
+        }
+        CASE(DUP)
+        {
+            vcopy(sp, sp - 1);
+            sp++;
+            NEXT();
+        }
+        CASE(SWAP)
+        {
+            nvm_value t;
+            vcopy(&t, sp - 1);
+            vcopy(sp - 1, sp - 2);
+            vcopy(sp - 2, &t);
+            NEXT();
+        }
+        CASE(ROT)
+        {
+            nvm_value a;
+            vcopy(&a, sp - 3);
+            vcopy(sp - 3, sp - 2);
+            vcopy(sp - 2, sp - 1);
+            vcopy(sp - 1, &a);
+            NEXT();
+        }
+        CASE(PICK)
+        {
+            vcopy(sp, sp - 1 - (ptrdiff_t)ip->a);
+            sp++;
+            NEXT();
+        }
+        CASE(ROLL)
+        {
+            uint32_t n = ip->a;
+            nvm_value v;
+            vcopy(&v, sp - 1 - (ptrdiff_t)n);
+            for (nvm_value *q = sp - 1 - n; q < sp - 1; q++)
+                vcopy(q, q + 1);
+            vcopy(sp - 1, &v);
+            NEXT();
+        }
+
+        /* ---- frame slots ---- */
+        CASE(LOAD)
+        {
+            const nvm_value *v = &slots[ip->a];
+            if (UNLIKELY(v->type == NVM_T_UNDEF))
+                FAIL(nvm_vm_raise(vm, NVM_E_PROGRAM, "read of uninitialised slot %u",
+                                  (unsigned)ip->a));
+            vcopy(sp++, v);
+            NEXT();
+        }
+        CASE(STORE)
+        {
+            vcopy(&slots[ip->a], --sp);
+            NEXT();
+        }
+
+        /* ---- arithmetic ---- */
+        CASE(ADD)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT)) {
+                int64_t r;
+                if (UNLIKELY(add_ovf(x->as.i, y->as.i, &r)))
+                    FAIL(program_error(vm, "integer overflow in ", ip->op));
+                sp[-2].as.i = r;
+            } else if (is_num(*x) && is_num(*y)) {
+                sp[-2] = nvm_float(num_val(*x) + num_val(*y));
+            } else if (x->type == NVM_T_STR || y->type == NVM_T_STR) {
+                nvm_value out;
+                CHECK(nvm_str_concat(vm, *x, *y, &out));
+                sp[-2] = out;
+            } else {
+                TYPE_ERR2("numbers or a string");
+            }
+            sp--;
+            NEXT();
+        }
+        CASE(SUB)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT)) {
+                int64_t r;
+                if (UNLIKELY(sub_ovf(x->as.i, y->as.i, &r)))
+                    FAIL(program_error(vm, "integer overflow in ", ip->op));
+                sp[-2].as.i = r;
+            } else if (is_num(*x) && is_num(*y)) {
+                sp[-2] = nvm_float(num_val(*x) - num_val(*y));
+            } else {
+                TYPE_ERR2("numbers");
+            }
+            sp--;
+            NEXT();
+        }
+        CASE(MUL)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT)) {
+                int64_t r;
+                if (UNLIKELY(mul_ovf(x->as.i, y->as.i, &r)))
+                    FAIL(program_error(vm, "integer overflow in ", ip->op));
+                sp[-2].as.i = r;
+            } else if (is_num(*x) && is_num(*y)) {
+                sp[-2] = nvm_float(num_val(*x) * num_val(*y));
+            } else {
+                TYPE_ERR2("numbers");
+            }
+            sp--;
+            NEXT();
+        }
+        CASE(DIV)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT)) {
+                if (UNLIKELY(y->as.i == 0))
+                    FAIL(program_error(vm, "division by zero", 0));
+                if (UNLIKELY(y->as.i == -1 && x->as.i == INT64_MIN))
+                    FAIL(program_error(vm, "integer overflow in ", ip->op));
+                sp[-2].as.i = x->as.i / y->as.i;
+            } else if (is_num(*x) && is_num(*y)) {
+                double d = num_val(*y);
+                if (UNLIKELY(d == 0.0))
+                    FAIL(program_error(vm, "division by zero", 0));
+                sp[-2] = nvm_float(num_val(*x) / d);
+            } else {
+                TYPE_ERR2("numbers");
+            }
+            sp--;
+            NEXT();
+        }
+        CASE(MOD)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT)) {
+                if (UNLIKELY(y->as.i == 0))
+                    FAIL(program_error(vm, "division by zero", 0));
+                sp[-2].as.i = y->as.i == -1 ? 0 : x->as.i % y->as.i;
+            } else if (is_num(*x) && is_num(*y)) {
+                double d = num_val(*y);
+                if (UNLIKELY(d == 0.0))
+                    FAIL(program_error(vm, "division by zero", 0));
+                sp[-2] = nvm_float(fmod(num_val(*x), d));
+            } else {
+                TYPE_ERR2("numbers");
+            }
+            sp--;
+            NEXT();
+        }
+        CASE(NEG)
+        {
+            const nvm_value *x = sp - 1;
+            if (LIKELY(x->type == NVM_T_INT)) {
+                if (UNLIKELY(x->as.i == INT64_MIN))
+                    FAIL(program_error(vm, "integer overflow in ", ip->op));
+                sp[-1].as.i = -x->as.i;
+            } else if (x->type == NVM_T_FLOAT) {
+                sp[-1].as.f = -x->as.f;
+            } else {
+                TYPE_ERR1("a number");
+            }
+            NEXT();
+        }
+
+        /* ---- comparison ---- */
+        CASE(EQ)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            bool r;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT))
+                r = x->as.i == y->as.i;
+            else
+                r = nvm_equal(vm, *x, *y);
+            sp[-2] = nvm_bool(r);
+            sp--;
+            NEXT();
+        }
+        CASE(NE)
+        {
+            const nvm_value *x = sp - 2, *y = sp - 1;
+            bool r;
+            if (LIKELY(x->type == NVM_T_INT && y->type == NVM_T_INT))
+                r = x->as.i != y->as.i;
+            else
+                r = !nvm_equal(vm, *x, *y);
+            sp[-2] = nvm_bool(r);
+            sp--;
+            NEXT();
+        }
+        CMP_OP(LT, <)
+        CMP_OP(LE, <=)
+        CMP_OP(GT, >)
+        CMP_OP(GE, >=)
+
+        /* ---- logic and bits ---- */
+        CASE(AND)
+        {
+            bool r = truthy(vm, sp[-2]) && truthy(vm, sp[-1]);
+            sp[-2] = nvm_bool(r);
+            sp--;
+            NEXT();
+        }
+        CASE(OR)
+        {
+            bool r = truthy(vm, sp[-2]) || truthy(vm, sp[-1]);
+            sp[-2] = nvm_bool(r);
+            sp--;
+            NEXT();
+        }
+        CASE(NOT)
+        {
+            sp[-1] = nvm_bool(!truthy(vm, sp[-1]));
+            NEXT();
+        }
+        INT_BINOP(BITAND, x & y)
+        INT_BINOP(BITOR, x | y)
+        INT_BINOP(BITXOR, x ^ y)
+        CASE(BITNOT)
+        {
+            if (UNLIKELY(sp[-1].type != NVM_T_INT))
+                TYPE_ERR1("an int");
+            sp[-1].as.i = ~sp[-1].as.i;
+            NEXT();
+        }
+        CASE(SHL)
+        {
+            if (UNLIKELY(sp[-2].type != NVM_T_INT || sp[-1].type != NVM_T_INT))
+                TYPE_ERR2("ints");
+            int64_t n = sp[-1].as.i;
+            if (UNLIKELY(n < 0 || n > 63))
+                FAIL(nvm_vm_raise(vm, NVM_E_PROGRAM, "shift count %lld out of range (0..63) in SHL",
+                                  (long long)n));
+            sp[-2].as.i = (int64_t)((uint64_t)sp[-2].as.i << n);
+            sp--;
+            NEXT();
+        }
+        CASE(SHR)
+        {
+            if (UNLIKELY(sp[-2].type != NVM_T_INT || sp[-1].type != NVM_T_INT))
+                TYPE_ERR2("ints");
+            int64_t n = sp[-1].as.i;
+            if (UNLIKELY(n < 0 || n > 63))
+                FAIL(nvm_vm_raise(vm, NVM_E_PROGRAM, "shift count %lld out of range (0..63) in SHR",
+                                  (long long)n));
+            int64_t x = sp[-2].as.i;
+            sp[-2].as.i = x >= 0 ? x >> n : ~(~x >> n);
+            sp--;
+            NEXT();
+        }
+
+        /* ---- control ---- */
+        CASE(JMP)
+        {
+            ip = code + ip->a;
+            DISPATCH();
+        }
+        CASE(JZ)
+        {
+            const nvm_value *c = --sp;
+            bool t = LIKELY(c->type == NVM_T_BOOL) ? c->as.b != 0 : truthy(vm, *c);
+            if (!t) {
+                ip = code + ip->a;
+                DISPATCH();
+            }
+            NEXT();
+        }
+        CASE(JNZ)
+        {
+            const nvm_value *c = --sp;
+            bool t = LIKELY(c->type == NVM_T_BOOL) ? c->as.b != 0 : truthy(vm, *c);
+            if (t) {
+                ip = code + ip->a;
+                DISPATCH();
+            }
+            NEXT();
+        }
+        CASE(CALL)
+        {
+            const nvm_func *callee = &funcs[ip->a];
+            uint32_t spi = (uint32_t)(sp - stack);
+            uint32_t base = spi - callee->consumed;
+            frame->pc = (uint32_t)(ip - code) + 1;
+            if (UNLIKELY(vm->depth >= vm->cfg.max_depth || vm->depth >= vm->frames_cap ||
+                         (uint64_t)base + callee->max_height + 1 > vm->stack_cap ||
+                         (uint64_t)vm->nslots_used + callee->nslots > vm->slots_cap)) {
+                CHECK(ensure_call_space(vm, callee, base));
+                stack = vm->stack;
+                sp = stack + spi;
+            }
+            frame = push_frame(vm, callee, ip->a, base);
+            slots = vm->slots + frame->slot_base;
+            code = callee->code;
+            ip = code;
+            DISPATCH();
+        }
+        CASE(RET)
+        {
+            nvm_value result;
+            vcopy(&result, sp - 1);
+            if (UNLIKELY(vm->depth == 1)) {
+                st = NVM_OK;
+                goto finish;
+            }
+            vm->nhandlers = frame->handler_base;
+            vm->nslots_used = frame->slot_base;
+            sp = stack + frame->base;
+            vcopy(sp++, &result);
+            vm->depth--;
+            frame = &vm->frames[vm->depth - 1];
+            slots = vm->slots + frame->slot_base;
+            code = frame->fn->code;
+            ip = code + frame->pc;
+            DISPATCH();
+        }
+        CASE(HALT)
+        {
+            st = NVM_OK;
+            goto finish;
+        }
+        CASE(ENTER_TRY)
+        {
+            if (UNLIKELY(vm->nhandlers >= vm->handlers_cap))
+                CHECK(grow_handlers(vm));
+            nvm_handler *h = &vm->handlers[vm->nhandlers++];
+            h->frame = vm->depth - 1;
+            h->sp = (uint32_t)(sp - stack);
+            h->target = ip->a;
+            NEXT();
+        }
+        CASE(EXIT_TRY)
+        {
+            if (UNLIKELY(vm->nhandlers <= frame->handler_base))
+                FAIL(program_error(vm, "EXIT_TRY without a matching ENTER_TRY", 0));
+            vm->nhandlers--;
+            NEXT();
+        }
+        CASE(THROW)
+        {
+            nvm_value v = sp[-1];
+            if (vm->nhandlers == 0) {
+                SYNC();
+                st = uncaught_throw(vm, v);
+                if (st == NVM_OK)
+                    st = NVM_E_PROGRAM;
+                goto finish;
+            }
+            {
+                nvm_handler h = vm->handlers[--vm->nhandlers];
+                vm->depth = h.frame + 1;
+                frame = &vm->frames[h.frame];
+                vm->nslots_used = frame->slot_base + frame->fn->nslots;
+                slots = vm->slots + frame->slot_base;
+                code = frame->fn->code;
+                sp = stack + h.sp;
+                *sp++ = v;
+                ip = code + h.target;
+            }
+            DISPATCH();
+        }
+        CASE(CAP_CALL)
+        {
+            const nvm_capentry *ce = &vm->caps[vm->capbind[ip->a]];
+            uint32_t argc = ip->b;
+            nvm_value result = nvm_null();
+            SYNC();
+            vm->gas_used = gas_start - gas_left;
+            frame->pc = (uint32_t)(ip - code);
+            vm->err.status = NVM_OK;
+            st = ce->fn(vm, ce->ud, sp - argc, argc, &result);
+            if (UNLIKELY(st != NVM_OK)) {
+                if (vm->err.status != st)
+                    nvm_vm_raise(vm, st, "capability \"%s\" failed",
+                                 vm->caps[vm->capbind[ip->a]].name);
+                goto error;
+            }
+            sp -= argc;
+            if (vm->capresults[ip->a] != 0)
+                vcopy(sp++, &result);
+            NEXT();
+        }
+
+        /* ---- types ---- */
+        HEAP1(TYPEOF, nvm_typeof)
+        CASE(CAST)
+        {
+            nvm_value out;
+            CHECK(nvm_cast(vm, sp[-1], ip->b, &out));
+            sp[-1] = out;
+            NEXT();
+        }
+
+        /* ---- arrays ---- */
+        CASE(NEW_ARRAY)
+        {
+            uint32_t n = ip->a;
+            nvm_value out;
+            CHECK(nvm_array_new(vm, n, &out));
+            CHECK(fill_array(vm, out, sp - n, n));
+            sp -= n;
+            *sp++ = out;
+            NEXT();
+        }
+        CASE(ARR_GET)
+        {
+            nvm_value a = sp[-2], i = sp[-1];
+            if (LIKELY(a.type == NVM_T_ARRAY && i.type == NVM_T_INT)) {
+                const nvm_array *arr = nvm_heap_obj(&vm->heap, a);
+                int64_t k = i.as.i < 0 ? i.as.i + (int64_t)arr->len : i.as.i;
+                if (LIKELY(k >= 0 && k < (int64_t)arr->len)) {
+                    vcopy(sp - 2, &arr->items[k]);
+                    sp--;
+                    NEXT();
+                }
+            } else if (UNLIKELY(a.type != NVM_T_ARRAY && a.type != NVM_T_STR)) {
+                TYPE_ERR2("an array or a string and an int");
+            }
+            nvm_value out;
+            CHECK(nvm_array_get(vm, a, i, &out));
+            sp[-2] = out;
+            sp--;
+            NEXT();
+        }
+        CASE(ARR_SET)
+        {
+            nvm_value a = sp[-3], i = sp[-2];
+            EXPECT(a, NVM_T_ARRAY, "an array");
+            if (LIKELY(i.type == NVM_T_INT)) {
+                nvm_array *arr = nvm_heap_obj(&vm->heap, a);
+                int64_t k = i.as.i < 0 ? i.as.i + (int64_t)arr->len : i.as.i;
+                if (LIKELY(k >= 0 && k < (int64_t)arr->len)) {
+                    vcopy(&arr->items[k], sp - 1);
+                    sp -= 2;
+                    NEXT();
+                }
+            }
+            CHECK(nvm_array_set(vm, a, i, sp[-1]));
+            sp -= 2;
+            NEXT();
+        }
+        CASE(ARR_LEN)
+        {
+            nvm_value v = sp[-1];
+            if (LIKELY(v.type == NVM_T_ARRAY)) {
+                sp[-1] = nvm_int(((const nvm_array *)nvm_heap_obj(&vm->heap, v))->len);
+                NEXT();
+            }
+            nvm_value out;
+            CHECK(nvm_len(vm, v, &out));
+            sp[-1] = out;
+            NEXT();
+        }
+        CASE(ARR_PUSH)
+        {
+            EXPECT(sp[-2], NVM_T_ARRAY, "an array");
+            CHECK(nvm_array_push(vm, sp[-2], sp[-1]));
+            sp--;
+            NEXT();
+        }
+        CASE(ARR_POP)
+        {
+            EXPECT(sp[-1], NVM_T_ARRAY, "an array");
+            nvm_value out;
+            CHECK(nvm_array_pop(vm, sp[-1], &out));
+            sp[-1] = out;
+            NEXT();
+        }
+        CASE(MAKE_RANGE)
+        {
+            if (UNLIKELY(sp[-2].type != NVM_T_INT || sp[-1].type != NVM_T_INT))
+                TYPE_ERR2("ints");
+            nvm_value out;
+            CHECK(nvm_array_range(vm, sp[-2], sp[-1], &out));
+            sp[-2] = out;
+            sp--;
+            NEXT();
+        }
+
+        /* ---- maps ---- */
+        CASE(NEW_OBJ)
+        {
+            nvm_value out;
+            CHECK(nvm_map_new(vm, &out));
+            *sp++ = out;
+            NEXT();
+        }
+        CASE(GET_FIELD)
+        {
+            EXPECT(sp[-1], NVM_T_MAP, "a map");
+            nvm_value out;
+            CHECK(nvm_map_get(vm, sp[-1], vm->consts[ip->a], &out, NULL));
+            sp[-1] = out;
+            NEXT();
+        }
+        CASE(SET_FIELD)
+        {
+            EXPECT(sp[-2], NVM_T_MAP, "a map");
+            CHECK(nvm_map_set(vm, sp[-2], vm->consts[ip->a], sp[-1]));
+            sp--;
+            NEXT();
+        }
+        CASE(MAP_GET)
+        {
+            EXPECT(sp[-2], NVM_T_MAP, "a map");
+            nvm_value out;
+            CHECK(nvm_map_get(vm, sp[-2], sp[-1], &out, NULL));
+            sp[-2] = out;
+            sp--;
+            NEXT();
+        }
+        CASE(MAP_SET)
+        {
+            EXPECT(sp[-3], NVM_T_MAP, "a map");
+            CHECK(nvm_map_set(vm, sp[-3], sp[-2], sp[-1]));
+            sp -= 2;
+            NEXT();
+        }
+        CASE(MAP_HAS)
+        {
+            EXPECT(sp[-2], NVM_T_MAP, "a map");
+            nvm_value out;
+            bool found = false;
+            CHECK(nvm_map_get(vm, sp[-2], sp[-1], &out, &found));
+            sp[-2] = nvm_bool(found);
+            sp--;
+            NEXT();
+        }
+        CASE(MAP_DEL)
+        {
+            EXPECT(sp[-2], NVM_T_MAP, "a map");
+            CHECK(nvm_map_del(vm, sp[-2], sp[-1]));
+            sp--;
+            NEXT();
+        }
+        CASE(MAP_KEYS)
+        {
+            EXPECT(sp[-1], NVM_T_MAP, "a map");
+            nvm_value out;
+            CHECK(nvm_map_keys(vm, sp[-1], &out));
+            sp[-1] = out;
+            NEXT();
+        }
+        CASE(LEN)
+        {
+            nvm_value v = sp[-1];
+            if (LIKELY(v.type == NVM_T_STR)) {
+                sp[-1] = nvm_int(((const nvm_str *)nvm_heap_obj(&vm->heap, v))->len);
+                NEXT();
+            }
+            nvm_value out;
+            CHECK(nvm_len(vm, v, &out));
+            sp[-1] = out;
+            NEXT();
+        }
+
+        /* ---- strings ---- */
+        HEAP2(STR_CONTAINS, nvm_str_contains)
+        HEAP2(STR_SPLIT, nvm_str_split)
+        HEAP3(STR_REPLACE, nvm_str_replace)
+        HEAP2(STR_JOIN, nvm_str_join)
+        HEAP2(STR_STARTS_WITH, nvm_str_starts_with)
+        HEAP2(STR_ENDS_WITH, nvm_str_ends_with)
+        HEAP1(STR_TO_UPPER, nvm_str_to_upper)
+        HEAP1(STR_TO_LOWER, nvm_str_to_lower)
+        HEAP1(STR_TRIM, nvm_str_trim)
+        HEAP3(STR_SUB, nvm_str_sub)
+        HEAP2(STR_FIND, nvm_str_find)
+        HEAP2(STR_ORD, nvm_str_ord)
+        HEAP1(STR_CHR, nvm_str_chr)
+        HEAP2(STR_FMT_FIXED, nvm_str_fmt_fixed)
+
+        /* ---- math ---- */
+        CASE(MATH_POW)
+        {
+            if (UNLIKELY(!is_num(sp[-2]) || !is_num(sp[-1])))
+                TYPE_ERR2("numbers");
+            sp[-2] = nvm_float(pow(num_val(sp[-2]), num_val(sp[-1])));
+            sp--;
+            NEXT();
+        }
+        MATH1(MATH_SQRT, sqrt)
+        MATH1(MATH_ABS, fabs)
+        MATH1(MATH_ROUND, round)
+        MATH1(MATH_FLOOR, floor)
+        MATH1(MATH_CEIL, ceil)
+
+#if NVM_COMPUTED_GOTO
+    L_INVALID :
+#else
+    default:
+#endif
+    {
+        SYNC();
+        st = nvm_vm_raise(vm, NVM_E_INTERNAL, "invalid opcode 0x%02x", (unsigned)ip->op);
+        goto finish;
+    }
+    }
+
+error:
+    /* A program error (vm->err filled): catchable when a handler exists. */
+    if ((st == NVM_E_PROGRAM || st == NVM_E_DENIED) && vm->nhandlers > 0) {
+        nvm_handler h = vm->handlers[--vm->nhandlers];
+        vm->depth = h.frame + 1;
+        frame = &vm->frames[h.frame];
+        vm->nslots_used = frame->slot_base + frame->fn->nslots;
+        slots = vm->slots + frame->slot_base;
+        code = frame->fn->code;
+        sp = stack + h.sp;
+        ip = code + h.target;
+        SYNC();
+        nvm_value msg;
+        st = nvm_str_new(vm, vm->err.message, strlen(vm->err.message), &msg);
+        if (st != NVM_OK)
+            goto finish;
+        *sp++ = msg;
+        DISPATCH();
+    }
+    goto finish;
+
+gas_exhausted:
+    gas_left = 0;
+    SYNC();
+    st = nvm_vm_raise(vm, NVM_E_GAS, "gas exhausted after %lld instructions", (long long)gas_start);
+
+finish:
+    vm->sp = (uint32_t)(sp - stack);
+    if (vm->depth > 0)
+        vm->frames[vm->depth - 1].pc = (uint32_t)(ip - code);
+    vm->gas_used = gas_start - gas_left;
+    return st;
+}
+
+#if NVM_COMPUTED_GOTO
+#pragma GCC diagnostic pop
+#endif
