@@ -22,7 +22,8 @@ static const char usage_text[] =
     "      --max-depth N          call frames (default 100000)\n"
     "      --gc-stress            collect garbage at every allocation (testing)\n"
     "      --fail-alloc N         make the Nth allocation fail (testing)\n"
-    "  asm FILE -o OUT.nvmb                assemble CASM text or JSON IR into a bytecode module\n"
+    "  asm [--strip] FILE -o OUT.nvmb      assemble CASM text or JSON IR into a bytecode module\n"
+    "                                      (--strip: without source lines)\n"
     "  disasm FILE                         print a module (any input format) as CASM text\n"
     "  check FILE                          load and verify only\n"
     "  help | --help                       this text\n"
@@ -93,8 +94,12 @@ static void print_error(const nvm_error *err, const char *fallback_file)
         fprintf(stderr, "nanovm: %s:%" PRIu32 ": %s\n", file, err->line, err->message);
     else
         fprintf(stderr, "nanovm: %s: %s\n", file, err->message);
-    if (err->backtrace[0])
+    if (err->backtrace[0]) {
+        size_t n = strlen(err->backtrace);
         fputs(err->backtrace, stderr);
+        if (err->backtrace[n - 1] != '\n')
+            fputc('\n', stderr);
+    }
 }
 
 static int load_module(const nvm_config *cfg, const char *path, nvm_module **out)
@@ -228,8 +233,11 @@ static int cmd_run(int argc, char **argv)
 static int cmd_asm(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL;
+    int strip = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-o") == 0) {
+        if (strcmp(argv[i], "--strip") == 0) {
+            strip = 1;
+        } else if (strcmp(argv[i], "-o") == 0) {
             if (++i >= argc)
                 return usage_error("-o needs a file name%s", "");
             out = argv[i];
@@ -249,6 +257,8 @@ static int cmd_asm(int argc, char **argv)
     int rc = load_module(&cfg, in, &m);
     if (rc != 0)
         return rc;
+    if (strip)
+        nvm_module_strip_debug(m);
     uint8_t *bc = NULL;
     size_t len = 0;
     nvm_error err;
