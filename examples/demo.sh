@@ -17,9 +17,9 @@ echo "== run on the interpreter tier"
 echo "== a tampered module is refused (exit 3)"
 cp "$T/hello.nvmb" "$T/bad.nvmb"
 printf '\377\377\377\377' | dd of="$T/bad.nvmb" bs=1 seek=12 conv=notrunc 2>/dev/null
-"$NVM" run "$T/bad.nvmb"
+"$NVM" run "$T/bad.nvmb" 2>&1
 echo "   exit status $?"
 echo "== an endless loop under a gas limit stops (exit 5)"
 printf '.func main\nspin:\n    JMP spin\n' >"$T/spin.casm"
-"$NVM" run --gas 100000 "$T/spin.casm"
+"$NVM" run --gas 100000 "$T/spin.casm" 2>&1
 echo "   exit status $?"

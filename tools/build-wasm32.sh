@@ -17,7 +17,7 @@ done
 clang --target=wasm32-wasi --sysroot=/usr $objs -o "$OUT/nanovm-core.wasm" -lm
 echo "built $OUT/nanovm-core.wasm ($(wc -c <"$OUT/nanovm-core.wasm") bytes)"
 if command -v node >/dev/null 2>&1; then
-  got=$(node "$ROOT/tools/wasm32_run.mjs" "$OUT/nanovm-core.wasm" <"$ROOT/examples/hello.casm" 2>&1) || {
+  got=$(node --no-warnings "$ROOT/tools/wasm32_run.mjs" "$OUT/nanovm-core.wasm" <"$ROOT/examples/hello.casm" 2>&1) || {
     echo "wasm32 run failed: $got"; exit 1; }
   echo "$got"
   echo "$got" | grep -q "sum of squares 1..10 = 385" || { echo "wasm32 run printed the wrong output"; exit 1; }

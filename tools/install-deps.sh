@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages NanoVM needs to build and test, skipping what is present.
 # Needs root (or sudo) only when something is missing.
 set -e
-PKGS="build-essential cmake pkg-config python3 libjansson-dev libcmocka-dev clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev"
+PKGS="build-essential cmake pkg-config python3 libjansson-dev libcmocka-dev libssl-dev openssl clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev nodejs"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

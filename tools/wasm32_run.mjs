@@ -6,5 +6,5 @@ import { argv, exit } from 'node:process';
 
 const wasi = new WASI({ version: 'preview1', args: [argv[2]], env: {}, returnOnExit: true });
 const module = await WebAssembly.compile(await readFile(argv[2]));
-const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+const instance = await WebAssembly.instantiate(module, { wasi_snapshot_preview1: wasi.wasiImport });
 exit(wasi.start(instance));
