@@ -1,0 +1,387 @@
+#!/bin/sh
+# bench/run.sh - NanoVM's benchmark suite: runs each program of bench/*.casm under NanoVM's
+# interpreter and its peers (lua5.4, luajit, luajit -joff, python3, node, and the C version when
+# there is one), checks that every runtime prints exactly lua5.4's line, and reports median wall
+# time, the ratio to Lua 5.4, peak RSS and start-up time.
+#
+# usage: bench/run.sh NANOVM [RUNS]        (RUNS defaults to 5)
+#   NVM_PEERS_DIR  directory of the peer programs (default: ../../shared/bench/peers relative to
+#                  this script's directory)
+# Writes bench/results/latest.md, latest.json and ratios.png (bar chart, needs gnuplot).
+# Exit status: 0 all outputs matched, 1 a runtime printed something else (or failed), 2 usage or
+# setup error. Uses hyperfine when present (else a date +%s%N loop) and /usr/bin/time -f %M for
+# peak RSS when present; installs nothing: peers whose tool is missing are skipped and named.
+set -u
+
+PROGRAMS="fib loop sieve nbody strings qsort mandel"
+RUN_ORDER="lua54 nanovm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
+TABLE_ORDER="nanovm lua54 luajit luajitjoff python3 node gcc"
+PY=/usr/bin/python3
+STARTUP_RUNS=20
+
+die() {
+    echo "run.sh: $*" >&2
+    exit 2
+}
+
+usage() {
+    echo "usage: $0 NANOVM [RUNS]" >&2
+    exit 2
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# q STRING: STRING single-quoted for sh -c and for hyperfine's command splitting.
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
+NANOVM=$1
+RUNS=${2:-5}
+case $RUNS in '' | *[!0-9]*) usage ;; esac
+[ "$RUNS" -ge 1 ] || usage
+case $NANOVM in /*) ;; *) NANOVM=$(pwd)/$NANOVM ;; esac
+[ -x "$NANOVM" ] || die "$NANOVM is not an executable file"
+
+BENCH=$(cd "$(dirname "$0")" && pwd) || die "cannot locate the bench directory"
+PEERS=${NVM_PEERS_DIR:-$BENCH/../../shared/bench/peers}
+[ -d "$PEERS" ] || die "peer programs not found in $PEERS (set NVM_PEERS_DIR)"
+PEERS=$(cd "$PEERS" && pwd)
+OUT=$BENCH/results
+mkdir -p "$OUT" || die "cannot create $OUT"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nvm-bench.XXXXXX") || die "cannot create a temporary directory"
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+have lua5.4 || die "lua5.4 is required: its output is the reference and its time the baseline"
+
+# ---- which tools are here ---------------------------------------------------------------------
+missing=""
+note_missing() { missing="$missing $1"; }
+have luajit || note_missing luajit
+[ -x "$PY" ] || note_missing "$PY"
+have node || note_missing node
+have gcc || note_missing gcc
+HF=0
+if have hyperfine; then HF=1; else note_missing hyperfine; fi
+TIMECMD=""
+if [ -x /usr/bin/time ]; then TIMECMD=/usr/bin/time; else note_missing /usr/bin/time; fi
+have gnuplot || note_missing gnuplot
+if [ -n "$missing" ]; then
+    echo "run.sh: missing:$missing" >&2
+    [ $HF = 1 ] || echo "run.sh: no hyperfine: timing with a date +%s%N loop (sh start-up included)" >&2
+    [ -n "$TIMECMD" ] || echo "run.sh: no /usr/bin/time: peak RSS not measured" >&2
+    have gnuplot || echo "run.sh: no gnuplot: no ratios.png" >&2
+fi
+
+label() {
+    case $1 in
+    nanovm) echo "nanovm" ;;
+    lua54) echo "lua5.4" ;;
+    luajit) echo "luajit" ;;
+    luajitjoff) echo "luajit -joff" ;;
+    python3) echo "python3" ;;
+    node) echo "node" ;;
+    gcc) echo "gcc -O2" ;;
+    esac
+}
+
+# cmdline PROGRAM RUNTIME: the command to run (quoted for sh -c), empty when not available.
+cmdline() {
+    case $2 in
+    nanovm) echo "$(q "$NANOVM") run --tier interp $(q "$BENCH/$1.casm")" ;;
+    lua54) echo "lua5.4 $(q "$PEERS/$1.lua")" ;;
+    luajit) have luajit && echo "luajit $(q "$PEERS/$1.lua")" ;;
+    luajitjoff) have luajit && echo "luajit -joff $(q "$PEERS/$1.lua")" ;;
+    python3) [ -x "$PY" ] && echo "$(q "$PY") $(q "$PEERS/$1.py")" ;;
+    node) have node && echo "node $(q "$PEERS/$1.js")" ;;
+    gcc) [ -x "$TMP/c/$1" ] && q "$TMP/c/$1" && echo ;;
+    esac
+    return 0
+}
+
+# ---- the C peers --------------------------------------------------------------------------------
+mkdir -p "$TMP/c"
+if have gcc; then
+    for p in $PROGRAMS; do
+        [ -f "$PEERS/c/$p.c" ] || continue
+        gcc -O2 -ffp-contract=off -o "$TMP/c/$p" "$PEERS/c/$p.c" -lm ||
+            die "cannot compile $PEERS/c/$p.c"
+    done
+fi
+
+# time_cmd CMD RUNS JSONFILE: sets MEDIAN and TIMES (seconds) for RUNS runs of CMD; 1 on failure.
+time_cmd() {
+    MEDIAN=""
+    TIMES=""
+    if [ $HF = 1 ]; then
+        hyperfine -N --runs "$2" --style none --export-json "$3" "$1" >"$TMP/hf.log" 2>&1 || {
+            cat "$TMP/hf.log" >&2
+            return 1
+        }
+        MEDIAN=$(awk '/"median":/ { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v; exit }' "$3")
+        TIMES=$(awk '/"times": \[/ { on = 1; next }
+                     on && /\]/ { exit }
+                     on { v = $1; gsub(/[^0-9.eE+-]/, "", v); printf "%s%s", sep, v; sep = " " }' "$3")
+    else
+        i=0
+        : >"$TMP/ns"
+        while [ $i -lt "$2" ]; do
+            t0=$(date +%s%N)
+            sh -c "exec $1" >/dev/null 2>&1 || return 1
+            t1=$(date +%s%N)
+            echo $((t1 - t0)) >>"$TMP/ns"
+            i=$((i + 1))
+        done
+        TIMES=$(awk '{ printf "%s%.9f", sep, $1 / 1e9; sep = " " }' "$TMP/ns")
+        MEDIAN=$(sort -n "$TMP/ns" | awk '{ v[NR] = $1 }
+            END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.9f", m / 1e9 }')
+    fi
+    [ -n "$MEDIAN" ]
+}
+
+# ---- the programs ---------------------------------------------------------------------------------
+status=0
+TAB=$(printf '\t')
+: >"$TMP/results.tsv"
+for p in $PROGRAMS; do
+    ref=""
+    for r in $RUN_ORDER; do
+        cmd=$(cmdline "$p" "$r")
+        if [ -z "$cmd" ]; then
+            printf '%s\t%s\t\t\t\tmissing\t\n' "$p" "$r" >>"$TMP/results.tsv"
+            continue
+        fi
+        printf '%-8s %-13s ' "$p" "$(label "$r")" >&2
+        # check run: output, exit status, peak RSS (also the warm-up run)
+        rss=""
+        if [ -n "$TIMECMD" ]; then
+            out=$($TIMECMD -f %M -o "$TMP/rss" sh -c "exec $cmd" 2>"$TMP/err")
+            rc=$?
+            rss=$(tail -n 1 "$TMP/rss" 2>/dev/null | tr -cd '0-9')
+        else
+            out=$(sh -c "exec $cmd" 2>"$TMP/err")
+            rc=$?
+        fi
+        [ "$r" = lua54 ] && [ $rc = 0 ] && ref=$out
+        if [ $rc != 0 ] || [ -z "$ref" ] || [ "$out" != "$ref" ]; then
+            echo "MISMATCH" >&2
+            echo "!!! MISMATCH in $p: '$(label "$r")' exited with $rc and printed:" >&2
+            printf '!!!   %s\n' "$out" >&2
+            echo "!!! lua5.4 printed:" >&2
+            printf '!!!   %s\n' "$ref" >&2
+            [ -s "$TMP/err" ] && sed 's/^/!!! stderr: /' "$TMP/err" | head -n 20 >&2
+            status=1
+            printf '%s\t%s\t\t%s\t\tmismatch\t\n' "$p" "$r" "$rss" >>"$TMP/results.tsv"
+            continue
+        fi
+        if ! time_cmd "$cmd" "$RUNS" "$TMP/$p-$r.json"; then
+            echo "FAILED while timing" >&2
+            echo "!!! $p: '$(label "$r")' failed during the timed runs" >&2
+            status=1
+            printf '%s\t%s\t\t%s\t\tfailed\t\n' "$p" "$r" "$rss" >>"$TMP/results.tsv"
+            continue
+        fi
+        awk -v m="$MEDIAN" 'BEGIN { printf "%.3f s\n", m }' >&2
+        printf '%s\t%s\t%s\t%s\t%s\tok\t%s\n' "$p" "$r" "$MEDIAN" "$rss" "$TIMES" "$out" \
+            >>"$TMP/results.tsv"
+    done
+done
+
+# ---- start-up -------------------------------------------------------------------------------------
+SU_NVM=""
+SU_LUA=""
+hello=$("$NANOVM" run "$BENCH/hello.casm" 2>&1)
+if [ "$hello" != "hello" ]; then
+    echo "!!! MISMATCH in hello: nanovm printed '$hello'" >&2
+    status=1
+else
+    if [ $HF = 1 ]; then
+        hyperfine -N --warmup 3 --runs $STARTUP_RUNS --style none --export-json "$TMP/su.json" \
+            "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" "lua5.4 -e ''" >"$TMP/hf.log" 2>&1 ||
+            cat "$TMP/hf.log" >&2
+        SU_NVM=$(awk '/"median":/ { n++; if (n == 1) { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$TMP/su.json")
+        SU_LUA=$(awk '/"median":/ { n++; if (n == 2) { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$TMP/su.json")
+    else
+        time_cmd "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" $STARTUP_RUNS "$TMP/su1.json" && SU_NVM=$MEDIAN
+        time_cmd "lua5.4 -e ''" $STARTUP_RUNS "$TMP/su2.json" && SU_LUA=$MEDIAN
+    fi
+fi
+
+# ---- reports ----------------------------------------------------------------------------------------
+LABELS=""
+for r in $TABLE_ORDER; do LABELS="$LABELS$(label "$r")$TAB"; done
+if [ $HF = 1 ]; then TIMER="hyperfine"; else TIMER="date +%s%N loop"; fi
+DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+HOST="$(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
+
+awk -F '\t' -v order="$TABLE_ORDER" -v labels="$LABELS" -v progs="$PROGRAMS" -v runs="$RUNS" \
+    -v su_nvm="$SU_NVM" -v su_lua="$SU_LUA" -v su_runs="$STARTUP_RUNS" -v date="$DATE" \
+    -v host="$HOST" -v timer="$TIMER" -v missing="$missing" -v status="$status" \
+    -v md="$TMP/latest.md" -v js="$TMP/latest.json" -v dat="$TMP/ratios.dat" '
+function jstr(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+{
+    k = $1 SUBSEP $2
+    med[k] = $3; rss[k] = $4; times[k] = $5; st[k] = $6
+    if ($6 == "ok" && $2 == "lua54") line[$1] = $7
+}
+END {
+    nr = split(order, R, " "); np = split(progs, P, " "); split(labels, L, "\t")
+    for (i = 1; i <= np; i++) for (j = 1; j <= nr; j++) {
+        k = P[i] SUBSEP R[j]; base = P[i] SUBSEP "lua54"
+        if (st[k] == "ok" && st[base] == "ok" && med[base] > 0) {
+            ratio[k] = med[k] / med[base]; lsum[R[j]] += log(ratio[k]); lcnt[R[j]]++
+        }
+    }
+    head = "| program |"; rule = "|---|"
+    for (j = 1; j <= nr; j++) { head = head " " L[j] " |"; rule = rule "---|" }
+
+    print "# NanoVM benchmarks" > md
+    print "" > md
+    printf "%s, %s. Median wall time of %d runs (%s), start-up included; NanoVM runs " \
+        "`nanovm run --tier interp`. ", date, host, runs, timer > md
+    if (status == 0) print "Every runtime printed exactly the line lua5.4 printed." > md
+    else print "**Some runtime printed a different line or failed: see the table.**" > md
+    if (missing != "") print "Not available here (skipped):" missing "." > md
+    print "" > md
+    print "## Median wall time (seconds)" > md
+    print "" > md
+    print head > md; print rule > md
+    for (i = 1; i <= np; i++) {
+        row = "| " P[i] " |"
+        for (j = 1; j <= nr; j++) {
+            k = P[i] SUBSEP R[j]
+            if (st[k] == "ok") v = sprintf("%.3f", med[k])
+            else if (st[k] == "mismatch") v = "MISMATCH"
+            else if (st[k] == "failed") v = "FAILED"
+            else v = "—"
+            row = row " " v " |"
+        }
+        print row > md
+    }
+    print "" > md
+    print "## Ratio to Lua 5.4 (lower is faster)" > md
+    print "" > md
+    print head > md; print rule > md
+    for (i = 1; i <= np; i++) {
+        row = "| " P[i] " |"
+        for (j = 1; j <= nr; j++) {
+            k = P[i] SUBSEP R[j]
+            row = row " " ((k in ratio) ? sprintf("%.2f", ratio[k]) : "—") " |"
+        }
+        print row > md
+    }
+    row = "| geometric mean |"
+    for (j = 1; j <= nr; j++) {
+        r = R[j]
+        if (lcnt[r] > 0) {
+            gm[r] = exp(lsum[r] / lcnt[r])
+            v = sprintf("%.2f", gm[r]); if (lcnt[r] < np) v = v " (" lcnt[r] " of " np ")"
+        } else v = "—"
+        row = row " " v " |"
+    }
+    print row > md
+    print "" > md
+    print "## Start-up (milliseconds, median of " su_runs ")" > md
+    print "" > md
+    print "| program | nanovm run bench/hello.casm | lua5.4 -e '\'''\'' | ratio |" > md
+    print "|---|---|---|---|" > md
+    sr = (su_nvm != "" && su_lua != "" && su_lua > 0) ? sprintf("%.2f", su_nvm / su_lua) : "—"
+    printf "| start-up | %s | %s | %s |\n", (su_nvm == "" ? "—" : sprintf("%.2f", su_nvm * 1000)),
+        (su_lua == "" ? "—" : sprintf("%.2f", su_lua * 1000)), sr > md
+    print "" > md
+    print "## Peak RSS (MB, from /usr/bin/time)" > md
+    print "" > md
+    print head > md; print rule > md
+    for (i = 1; i <= np; i++) {
+        row = "| " P[i] " |"
+        for (j = 1; j <= nr; j++) {
+            k = P[i] SUBSEP R[j]
+            row = row " " ((rss[k] != "") ? sprintf("%.1f", rss[k] / 1024) : "—") " |"
+        }
+        print row > md
+    }
+
+    # JSON
+    print "{" > js
+    printf "  \"date\": %s,\n  \"host\": %s,\n  \"runs\": %d,\n  \"timer\": %s,\n", jstr(date),
+        jstr(host), runs, jstr(timer) > js
+    printf "  \"all_outputs_match\": %s,\n", (status == 0 ? "true" : "false") > js
+    printf "  \"runtimes\": {" > js
+    for (j = 1; j <= nr; j++) printf "%s%s: %s", (j > 1 ? ", " : ""), jstr(R[j]), jstr(L[j]) > js
+    print "}," > js
+    print "  \"programs\": {" > js
+    for (i = 1; i <= np; i++) {
+        printf "    %s: {\n      \"line\": %s,\n      \"results\": {\n", jstr(P[i]), jstr(line[P[i]]) > js
+        first = 1
+        for (j = 1; j <= nr; j++) {
+            k = P[i] SUBSEP R[j]
+            if (!(k in st) || st[k] == "missing") continue
+            printf "%s        %s: {\"status\": %s", (first ? "" : ",\n"), jstr(R[j]), jstr(st[k]) > js
+            first = 0
+            if (st[k] == "ok") {
+                n = split(times[k], T, " "); ts = ""
+                for (t = 1; t <= n; t++) ts = ts (t > 1 ? ", " : "") T[t]
+                printf ", \"median_s\": %s, \"times_s\": [%s]", med[k], ts > js
+                if (k in ratio) printf ", \"ratio_to_lua54\": %.6g", ratio[k] > js
+            }
+            if (rss[k] != "") printf ", \"peak_rss_kb\": %s", rss[k] > js
+            printf "}" > js
+        }
+        printf "\n      }\n    }%s\n", (i < np ? "," : "") > js
+    }
+    print "  }," > js
+    printf "  \"geomean_ratio_to_lua54\": {" > js
+    first = 1
+    for (j = 1; j <= nr; j++) if (R[j] in gm) {
+        printf "%s%s: {\"value\": %.6g, \"programs\": %d}", (first ? "" : ", "), jstr(R[j]), gm[R[j]],
+            lcnt[R[j]] > js
+        first = 0
+    }
+    print "}," > js
+    printf "  \"startup\": {\"runs\": %d, \"nanovm_hello_s\": %s, \"lua54_empty_s\": %s}\n", su_runs,
+        (su_nvm == "" ? "null" : su_nvm), (su_lua == "" ? "null" : su_lua) > js
+    print "}" > js
+
+    # gnuplot data: one row per program, one column per runtime, "-" where missing
+    printf "program" > dat
+    for (j = 1; j <= nr; j++) printf "\t%s", L[j] > dat
+    printf "\n" > dat
+    for (i = 1; i <= np; i++) {
+        printf "%s", P[i] > dat
+        for (j = 1; j <= nr; j++) {
+            k = P[i] SUBSEP R[j]
+            printf "\t%s", ((k in ratio) ? sprintf("%.6g", ratio[k]) : "-") > dat
+        }
+        printf "\n" > dat
+    }
+}' "$TMP/results.tsv"
+
+if ! cp "$TMP/latest.md" "$TMP/latest.json" "$OUT/"; then die "cannot write to $OUT"; fi
+
+if have gnuplot; then
+    ncol=$(echo "$TABLE_ORDER" | wc -w)
+    gnuplot <<EOF || echo "run.sh: gnuplot failed, no ratios.png" >&2
+set terminal pngcairo size 1100,600 font ",10"
+set output "$OUT/ratios.png"
+set title "Wall time relative to Lua 5.4 (lower is faster), median of $RUNS runs"
+set datafile separator "\t"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set yrange [0.01:*]
+set ytics ("0.01" 0.01, "0.03" 0.03, "0.1" 0.1, "0.3" 0.3, "1" 1, "3" 3, "10" 10, "30" 30, "100" 100)
+set ylabel "ratio to lua5.4 (log scale)"
+set grid ytics
+set key outside right top
+plot for [i=2:$((ncol + 1))] "$TMP/ratios.dat" using i:xtic(1) title columnheader(i)
+EOF
+fi
+
+cat "$OUT/latest.md"
+echo
+echo "written: $OUT/latest.md $OUT/latest.json$(have gnuplot && echo " $OUT/ratios.png")" >&2
+[ $status = 0 ] || echo "run.sh: FAILED: some output differed from lua5.4's (see !!! above)" >&2
+exit $status
