@@ -11,7 +11,9 @@
  *     Values reachable from the roots (vm.h: stack[0..sp), live frame slots, string constants,
  *     the temporary root stack) survive it. A C function that holds a fresh handle across
  *     another allocation pushes it with nvm_troot_push first.
- *   - strings are immutable, NUL-terminated after `len` bytes, with a cached hash.
+ *   - strings are immutable, NUL-terminated after `len` bytes; their hash is computed on first
+ *     use (nvm_str_hash) and cached, 0 meaning "not computed yet" (a real hash of 0 is stored
+ *     as 1).
  */
 #ifndef NVM_HEAP_H
 #define NVM_HEAP_H
@@ -34,7 +36,7 @@ typedef struct nvm_gchdr {
 typedef struct nvm_str {
     nvm_gchdr hdr;
     uint32_t len;
-    uint32_t hash;
+    uint32_t hash;         /* 0 until nvm_str_hash computes it */
     char data[];           /* len bytes + NUL */
 } nvm_str;
 
@@ -124,6 +126,16 @@ static inline void *nvm_heap_obj(const nvm_heap *h, nvm_value v) { return h->obj
 nvm_status nvm_str_new(struct nvm_vm *vm, const char *s, size_t len, nvm_value *out);
 nvm_status nvm_str_concat(struct nvm_vm *vm, nvm_value a, nvm_value b, nvm_value *out);
 uint32_t nvm_hash_bytes(const char *s, size_t len);
+/* The string's hash (computed once, then cached in the object). */
+static inline uint32_t nvm_str_hash(const nvm_str *s)
+{
+    if (s->hash != 0)
+        return s->hash;
+    uint32_t h = nvm_hash_bytes(s->data, s->len);
+    h = h != 0 ? h : 1u;
+    ((nvm_str *)s)->hash = h; /* the cache field of a live object, never const memory */
+    return h;
+}
 /* The STR_* opcodes. Type errors (non-string operands) are program errors with a message naming
  * the opcode and the types, set through nvm_vm_raise (vm.h). */
 nvm_status nvm_str_contains(struct nvm_vm *vm, nvm_value s, nvm_value sub, nvm_value *out);

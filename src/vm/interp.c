@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "vm.h"
+#include "fused.h"
 
 #if defined(__GNUC__)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
@@ -296,12 +297,22 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
     do {                                                                                           \
         if (UNLIKELY(--gas_left < 0))                                                              \
             goto gas_exhausted;                                                                    \
-        goto *dispatch_table[ip->op];                                                              \
+        goto *dispatch_table[ip->pad];                                                             \
     } while (0)
 #define CASE(name) L_##name:
+#define CASE_FX(name) LF_##name:
+/* Run the handler of the instruction's own opcode: executes the first original instruction of a
+ * fused sequence (its gas was charged by DISPATCH). */
+#define FX_FALLBACK() goto *dispatch_table[ip->op]
 #else
 #define DISPATCH() goto dispatch
 #define CASE(name) case NVM_OP_##name:
+#define CASE_FX(name) case NVM_FX_##name:
+#define FX_FALLBACK()                                                                              \
+    do {                                                                                           \
+        opsel = ip->op;                                                                            \
+        goto reswitch;                                                                             \
+    } while (0)
 #endif
 #define NEXT()                                                                                     \
     do {                                                                                           \
@@ -402,6 +413,192 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
         NEXT();                                                                                    \
     }
 
+/* ---- superinstructions (fused.h) ----
+ * fx_arith / fx_cmp are the fast paths of the fused operators; they return false / -1 (nothing
+ * done) whenever the original instructions could behave otherwise (other types, overflow,
+ * division by zero, EQ/NE on anything but two ints), and the handler then runs the first original
+ * instruction instead. */
+static inline bool fx_arith(int op, nvm_value x, nvm_value y, nvm_value *r)
+{
+    if (LIKELY(x.type == NVM_T_INT && y.type == NVM_T_INT)) {
+        int64_t a = x.as.i, b = y.as.i, v;
+        switch (op) {
+        case NVM_OP_ADD:
+            if (UNLIKELY(add_ovf(a, b, &v)))
+                return false;
+            break;
+        case NVM_OP_SUB:
+            if (UNLIKELY(sub_ovf(a, b, &v)))
+                return false;
+            break;
+        case NVM_OP_MUL:
+            if (UNLIKELY(mul_ovf(a, b, &v)))
+                return false;
+            break;
+        case NVM_OP_DIV:
+            if (UNLIKELY(b == 0 || (b == -1 && a == INT64_MIN)))
+                return false;
+            v = a / b;
+            break;
+        default:
+            if (UNLIKELY(b == 0))
+                return false;
+            v = b == -1 ? 0 : a % b;
+            break;
+        }
+        r->as.i = v;
+        r->type = NVM_T_INT;
+        return true;
+    }
+    if (!is_num(x) || !is_num(y))
+        return false;
+    double a = num_val(x), b = num_val(y), v;
+    switch (op) {
+    case NVM_OP_ADD: v = a + b; break;
+    case NVM_OP_SUB: v = a - b; break;
+    case NVM_OP_MUL: v = a * b; break;
+    case NVM_OP_DIV:
+        if (UNLIKELY(b == 0.0))
+            return false;
+        v = a / b;
+        break;
+    default:
+        if (UNLIKELY(b == 0.0))
+            return false;
+        v = fmod(a, b);
+        break;
+    }
+    r->as.f = v;
+    r->type = NVM_T_FLOAT;
+    return true;
+}
+
+static inline int fx_cmp(int op, nvm_value x, nvm_value y)
+{
+    if (LIKELY(x.type == NVM_T_INT && y.type == NVM_T_INT)) {
+        int64_t a = x.as.i, b = y.as.i;
+        switch (op) {
+        case NVM_OP_LT: return a < b;
+        case NVM_OP_LE: return a <= b;
+        case NVM_OP_GT: return a > b;
+        case NVM_OP_GE: return a >= b;
+        case NVM_OP_EQ: return a == b;
+        default: return a != b;
+        }
+    }
+    if (op == NVM_OP_EQ || op == NVM_OP_NE || !is_num(x) || !is_num(y))
+        return -1;
+    double a = num_val(x), b = num_val(y);
+    switch (op) {
+    case NVM_OP_LT: return a < b;
+    case NVM_OP_LE: return a <= b;
+    case NVM_OP_GT: return a > b;
+    default: return a >= b;
+    }
+}
+
+static inline nvm_value fx_slot(const nvm_value *s)
+{
+    nvm_value v;
+    vcopy(&v, s);
+    return v;
+}
+
+/* Per form: original instructions before the tail, operands, values taken from the stack, and
+ * where the tail's operand lives. */
+#define FX_LEN_LL 3
+#define FX_LEN_LK 3
+#define FX_LEN_L 2
+#define FX_LEN_K 2
+#define FX_LEN_F 2
+#define FX_LEN_S 1
+#define FX_X_LL fx_slot(&slots[ip->a])
+#define FX_Y_LL fx_slot(&slots[nvm_fx_lo(ip->k.i)])
+#define FX_X_LK fx_slot(&slots[ip->a])
+#define FX_Y_LK nvm_int((int32_t)nvm_fx_lo(ip->k.i))
+#define FX_X_L fx_slot(sp - 1)
+#define FX_Y_L fx_slot(&slots[ip->a])
+#define FX_X_K fx_slot(sp - 1)
+#define FX_Y_K nvm_int(ip->k.i)
+#define FX_X_F fx_slot(sp - 1)
+#define FX_Y_F nvm_float(ip->k.f)
+#define FX_X_S fx_slot(sp - 2)
+#define FX_Y_S fx_slot(sp - 1)
+#define FX_IN_LL 0
+#define FX_IN_LK 0
+#define FX_IN_L 1
+#define FX_IN_K 1
+#define FX_IN_F 1
+#define FX_IN_S 2
+#define FX_TOP_LL nvm_fx_hi(ip->k.i)
+#define FX_TOP_LK nvm_fx_hi(ip->k.i)
+#define FX_TOP_L nvm_fx_hi(ip->k.i)
+#define FX_TOP_K ip->a
+#define FX_TOP_F ip->a
+#define FX_TOP_S ip->a
+#define FX_TLEN_P 0
+#define FX_TLEN_S 1
+#define FX_TLEN_JZ 1
+#define FX_TLEN_JNZ 1
+#define FX_KIND_ADD ARITH
+#define FX_KIND_SUB ARITH
+#define FX_KIND_MUL ARITH
+#define FX_KIND_DIV ARITH
+#define FX_KIND_MOD ARITH
+#define FX_KIND_LT CMP
+#define FX_KIND_LE CMP
+#define FX_KIND_GT CMP
+#define FX_KIND_GE CMP
+#define FX_KIND_EQ CMP
+#define FX_KIND_NE CMP
+
+/* Arithmetic tails: push the result, or store it (STORE c). */
+#define FX_ATAIL_P(F) vcopy(sp++, &r_)
+#define FX_ATAIL_S(F) vcopy(&slots[FX_TOP_##F], &r_)
+/* Comparison tails: push the bool, or branch on it. */
+#define FX_CTAIL_P(F) (*sp++ = nvm_bool(c_ != 0))
+#define FX_CTAIL_JZ(F)                                                                             \
+    if (!c_) {                                                                                     \
+        ip = code + FX_TOP_##F;                                                                    \
+        DISPATCH();                                                                                \
+    }
+#define FX_CTAIL_JNZ(F)                                                                            \
+    if (c_) {                                                                                      \
+        ip = code + FX_TOP_##F;                                                                    \
+        DISPATCH();                                                                                \
+    }
+
+#define FX_BODY_ARITH(F, O, T)                                                                     \
+    CASE_FX(F##_##O##_##T)                                                                         \
+    {                                                                                              \
+        const int64_t kk_ = FX_LEN_##F + FX_TLEN_##T;                                              \
+        nvm_value r_;                                                                              \
+        if (UNLIKELY(gas_left < kk_ - 1 || !fx_arith(NVM_OP_##O, FX_X_##F, FX_Y_##F, &r_)))        \
+            FX_FALLBACK();                                                                         \
+        gas_left -= kk_ - 1;                                                                       \
+        sp -= FX_IN_##F;                                                                           \
+        FX_ATAIL_##T(F);                                                                           \
+        ip += kk_;                                                                                 \
+        DISPATCH();                                                                                \
+    }
+#define FX_BODY_CMP(F, O, T)                                                                       \
+    CASE_FX(F##_##O##_##T)                                                                         \
+    {                                                                                              \
+        const int64_t kk_ = FX_LEN_##F + FX_TLEN_##T;                                              \
+        int c_;                                                                                    \
+        if (UNLIKELY(gas_left < kk_ - 1 ||                                                         \
+                     (c_ = fx_cmp(NVM_OP_##O, FX_X_##F, FX_Y_##F)) < 0))                           \
+            FX_FALLBACK();                                                                         \
+        gas_left -= kk_ - 1;                                                                       \
+        sp -= FX_IN_##F;                                                                           \
+        FX_CTAIL_##T(F);                                                                           \
+        ip += kk_;                                                                                 \
+        DISPATCH();                                                                                \
+    }
+#define FX_BODY3(K, F, O, T) FX_BODY_##K(F, O, T)
+#define FX_BODY2(K, F, O, T) FX_BODY3(K, F, O, T)
+#define FX_HANDLER(F, O, T) FX_BODY2(FX_KIND_##O, F, O, T)
+
 #if NVM_COMPUTED_GOTO
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
@@ -415,12 +612,23 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
 NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
 {
 #if NVM_COMPUTED_GOTO
-    static const void *const dispatch_table[NVM_OP_BYTE_MAX] = {
-        [0 ... NVM_OP_BYTE_MAX - 1] = &&L_INVALID,
+    static const void *const dispatch_table[NVM_FX_END] = {
+        [0 ... NVM_FX_END - 1] = &&L_INVALID,
 #define X(name, byte, opk, pops, pushes, flags, meaning) [byte] = &&L_##name,
 #include "../isa/opcodes.def"
 #undef X
+#define FX_LABEL(F, O, T) [NVM_FX_##F##_##O##_##T] = &&LF_##F##_##O##_##T,
+        NVM_FX_LIST(FX_LABEL)
+#undef FX_LABEL
+        [NVM_FX_PUSH2] = &&LF_PUSH2,
+        [NVM_FX_MOV] = &&LF_MOV,
+        [NVM_FX_TEE] = &&LF_TEE,
+        [NVM_FX_LLGET] = &&LF_LLGET,
+        [NVM_FX_SETPOP] = &&LF_SETPOP,
+        [NVM_FX_PUSHPOP] = &&LF_PUSHPOP,
     };
+#else
+    uint32_t opsel;
 #endif
     const nvm_module *m = vm->mod;
     const nvm_func *funcs = m->funcs;
@@ -442,7 +650,8 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
     nvm_value *stack = vm->stack;
     nvm_value *sp = stack;
     nvm_value *slots = vm->slots + frame->slot_base;
-    const nvm_insn *code = entry->code;
+    nvm_insn *const *pcode = vm->pcode;
+    const nvm_insn *code = pcode[m->entry];
     const nvm_insn *ip = code;
 
 #if NVM_COMPUTED_GOTO
@@ -452,7 +661,9 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
 dispatch:
     if (UNLIKELY(--gas_left < 0))
         goto gas_exhausted;
-    switch (ip->op) {
+    opsel = ip->pad;
+reswitch:
+    switch (opsel) {
 #endif
 
         /* ---- stack ---- */
@@ -779,7 +990,7 @@ dispatch:
             }
             frame = push_frame(vm, callee, ip->a, base);
             slots = vm->slots + frame->slot_base;
-            code = callee->code;
+            code = pcode[ip->a];
             ip = code;
             DISPATCH();
         }
@@ -798,7 +1009,7 @@ dispatch:
             vm->depth--;
             frame = &vm->frames[vm->depth - 1];
             slots = vm->slots + frame->slot_base;
-            code = frame->fn->code;
+            code = pcode[frame->func_index];
             ip = code + frame->pc;
             DISPATCH();
         }
@@ -840,7 +1051,7 @@ dispatch:
                 frame = &vm->frames[h.frame];
                 vm->nslots_used = frame->slot_base + frame->fn->nslots;
                 slots = vm->slots + frame->slot_base;
-                code = frame->fn->code;
+                code = pcode[frame->func_index];
                 sp = stack + h.sp;
                 *sp++ = v;
                 ip = code + h.target;
@@ -973,18 +1184,44 @@ dispatch:
             *sp++ = out;
             NEXT();
         }
+        /* GET_FIELD and SET_FIELD keep an inline cache in the prepared instruction's k: the entry
+         * position where the constant key (the very same string object) was last found. */
         CASE(GET_FIELD)
         {
             EXPECT(sp[-1], NVM_T_MAP, "a map");
-            nvm_value out;
-            CHECK(nvm_map_get(vm, sp[-1], vm->consts[ip->a], &out, NULL));
-            sp[-1] = out;
+            const nvm_map *mp = nvm_heap_obj(&vm->heap, sp[-1]);
+            nvm_value key = vm->consts[ip->a];
+            uint32_t pos = nvm_fx_lo(ip->k.i);
+            if (LIKELY(pos < mp->nentries && mp->entries[pos].key.type == NVM_T_STR &&
+                       mp->entries[pos].key.as.h == key.as.h)) {
+                vcopy(sp - 1, &mp->entries[pos].value);
+                NEXT();
+            }
+            int64_t found = nvm_map_find(&vm->heap, mp, key);
+            if (found >= 0) {
+                ((nvm_insn *)ip)->k.i = found;
+                vcopy(sp - 1, &mp->entries[found].value);
+            } else {
+                sp[-1] = nvm_null();
+            }
             NEXT();
         }
         CASE(SET_FIELD)
         {
             EXPECT(sp[-2], NVM_T_MAP, "a map");
-            CHECK(nvm_map_set(vm, sp[-2], vm->consts[ip->a], sp[-1]));
+            nvm_map *mp = nvm_heap_obj(&vm->heap, sp[-2]);
+            nvm_value key = vm->consts[ip->a];
+            uint32_t pos = nvm_fx_lo(ip->k.i);
+            if (LIKELY(pos < mp->nentries && mp->entries[pos].key.type == NVM_T_STR &&
+                       mp->entries[pos].key.as.h == key.as.h)) {
+                vcopy(&mp->entries[pos].value, sp - 1);
+                sp--;
+                NEXT();
+            }
+            CHECK(nvm_map_set(vm, sp[-2], key, sp[-1]));
+            int64_t found = nvm_map_find(&vm->heap, nvm_heap_obj(&vm->heap, sp[-2]), key);
+            if (found >= 0)
+                ((nvm_insn *)ip)->k.i = found;
             sp--;
             NEXT();
         }
@@ -1073,6 +1310,78 @@ dispatch:
         MATH1(MATH_FLOOR, floor)
         MATH1(MATH_CEIL, ceil)
 
+        /* ---- superinstructions (fused.h) ---- */
+        NVM_FX_LIST(FX_HANDLER)
+        CASE_FX(PUSH2)
+        {
+            const nvm_value *u = &slots[ip->a], *w = &slots[nvm_fx_lo(ip->k.i)];
+            if (UNLIKELY(gas_left < 1 || u->type == NVM_T_UNDEF || w->type == NVM_T_UNDEF))
+                FX_FALLBACK();
+            gas_left -= 1;
+            vcopy(sp, u);
+            vcopy(sp + 1, w);
+            sp += 2;
+            ip += 2;
+            DISPATCH();
+        }
+        CASE_FX(MOV)
+        {
+            const nvm_value *u = &slots[ip->a];
+            if (UNLIKELY(gas_left < 1 || u->type == NVM_T_UNDEF))
+                FX_FALLBACK();
+            gas_left -= 1;
+            vcopy(&slots[nvm_fx_lo(ip->k.i)], u);
+            ip += 2;
+            DISPATCH();
+        }
+        CASE_FX(TEE)
+        {
+            if (UNLIKELY(gas_left < 1))
+                FX_FALLBACK();
+            gas_left -= 1;
+            vcopy(&slots[ip->a], sp - 1);
+            ip += 2;
+            DISPATCH();
+        }
+        CASE_FX(LLGET)
+        {
+            const nvm_value *u = &slots[ip->a], *w = &slots[nvm_fx_lo(ip->k.i)];
+            if (UNLIKELY(gas_left < 2 || u->type != NVM_T_ARRAY || w->type != NVM_T_INT))
+                FX_FALLBACK();
+            const nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
+            int64_t k = w->as.i < 0 ? w->as.i + (int64_t)arr->len : w->as.i;
+            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
+                FX_FALLBACK();
+            gas_left -= 2;
+            vcopy(sp++, &arr->items[k]);
+            ip += 3;
+            DISPATCH();
+        }
+        CASE_FX(SETPOP)
+        {
+            if (UNLIKELY(gas_left < 1 || sp[-3].type != NVM_T_ARRAY || sp[-2].type != NVM_T_INT))
+                FX_FALLBACK();
+            nvm_array *arr = nvm_heap_obj(&vm->heap, sp[-3]);
+            int64_t k = sp[-2].as.i < 0 ? sp[-2].as.i + (int64_t)arr->len : sp[-2].as.i;
+            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
+                FX_FALLBACK();
+            gas_left -= 1;
+            vcopy(&arr->items[k], sp - 1);
+            sp -= 3;
+            ip += 2;
+            DISPATCH();
+        }
+        CASE_FX(PUSHPOP)
+        {
+            if (UNLIKELY(gas_left < 1 || sp[-2].type != NVM_T_ARRAY))
+                FX_FALLBACK();
+            CHECK(nvm_array_push(vm, sp[-2], sp[-1]));
+            gas_left -= 1;
+            sp -= 2;
+            ip += 2;
+            DISPATCH();
+        }
+
 #if NVM_COMPUTED_GOTO
     L_INVALID :
 #else
@@ -1093,7 +1402,7 @@ error:
         frame = &vm->frames[h.frame];
         vm->nslots_used = frame->slot_base + frame->fn->nslots;
         slots = vm->slots + frame->slot_base;
-        code = frame->fn->code;
+        code = pcode[frame->func_index];
         sp = stack + h.sp;
         ip = code + h.target;
         SYNC();

@@ -30,7 +30,7 @@ static uint32_t key_hash(const nvm_heap *h, nvm_value key)
 {
     if (key.type == NVM_T_INT)
         return int_hash(key.as.i);
-    return ((const nvm_str *)nvm_heap_obj(h, key))->hash;
+    return nvm_str_hash(nvm_heap_obj(h, key));
 }
 
 static bool key_equal(const nvm_heap *h, nvm_value a, nvm_value b)
@@ -42,7 +42,7 @@ static bool key_equal(const nvm_heap *h, nvm_value a, nvm_value b)
     if (a.as.h == b.as.h)
         return true;
     const nvm_str *x = nvm_heap_obj(h, a), *y = nvm_heap_obj(h, b);
-    return x->len == y->len && x->hash == y->hash && memcmp(x->data, y->data, x->len) == 0;
+    return x->len == y->len && memcmp(x->data, y->data, x->len) == 0;
 }
 
 int64_t nvm_map_find(const nvm_heap *h, const nvm_map *m, nvm_value key)

@@ -1,6 +1,6 @@
 /* str.c - arena strings: construction, hashing, concatenation and the STR_* operations.
  * Strings are immutable byte sequences (not necessarily UTF-8), NUL-terminated after len bytes,
- * with their FNV-1a hash cached at construction. */
+ * with their FNV-1a hash computed on first use and cached (heap.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,7 +37,21 @@ static nvm_status str_alloc(nvm_vm *vm, size_t len, nvm_str **s, nvm_value *out)
 
 static void str_seal(nvm_str *s)
 {
-    s->hash = nvm_hash_bytes(s->data, s->len);
+    s->hash = 0;
+}
+
+/* Decimal digits of i at the end of buf[0..32); returns the first digit's position. */
+static size_t int_digits(int64_t i, char *buf)
+{
+    uint64_t u = i < 0 ? 0u - (uint64_t)i : (uint64_t)i;
+    size_t p = 32;
+    do {
+        buf[--p] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (i < 0)
+        buf[--p] = '-';
+    return p;
 }
 
 static nvm_str *S(nvm_vm *vm, nvm_value v)
@@ -103,6 +117,28 @@ nvm_status nvm_str_concat(nvm_vm *vm, nvm_value a, nvm_value b, nvm_value *out)
             return st;
         memcpy(r->data, S(vm, a)->data, la);
         memcpy(r->data + la, S(vm, b)->data, lb);
+        str_seal(r);
+        return NVM_OK;
+    }
+    if ((a.type == NVM_T_STR && b.type == NVM_T_INT) ||
+        (a.type == NVM_T_INT && b.type == NVM_T_STR)) {
+        char digits[32];
+        size_t p = int_digits(a.type == NVM_T_INT ? a.as.i : b.as.i, digits);
+        size_t ld = 32 - p;
+        nvm_value s = a.type == NVM_T_STR ? a : b;
+        size_t ls = S(vm, s)->len;
+        nvm_str *r = NULL;
+        nvm_status st = str_alloc(vm, ls + ld, &r, out);
+        if (st != NVM_OK)
+            return st;
+        const nvm_str *src = S(vm, s);
+        if (a.type == NVM_T_STR) {
+            memcpy(r->data, src->data, ls);
+            memcpy(r->data + ls, digits + p, ld);
+        } else {
+            memcpy(r->data, digits + p, ld);
+            memcpy(r->data + ld, src->data, ls);
+        }
         str_seal(r);
         return NVM_OK;
     }

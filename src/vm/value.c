@@ -70,7 +70,8 @@ static int shallow_equal(const nvm_heap *h, nvm_value a, nvm_value b)
         if (a.as.h == b.as.h)
             return EQ_YES;
         const nvm_str *x = nvm_heap_obj(h, a), *y = nvm_heap_obj(h, b);
-        return x->len == y->len && x->hash == y->hash && memcmp(x->data, y->data, x->len) == 0;
+        return x->len == y->len && (x->hash == 0 || y->hash == 0 || x->hash == y->hash) &&
+               memcmp(x->data, y->data, x->len) == 0;
     }
     case NVM_T_ARRAY:
         if (a.as.h == b.as.h)

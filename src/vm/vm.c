@@ -7,6 +7,7 @@
 
 #include "vm.h"
 #include "../isa/capcat.h"
+#include "fused.h"
 
 #define NVM_DEFAULT_MAX_MEMORY ((size_t)1 << 30)
 #define NVM_DEFAULT_MAX_STACK 1048576u
@@ -91,6 +92,7 @@ static void unbind_module(nvm_vm *vm)
     vm->capbind = NULL;
     vm->capresults = NULL;
     vm->ncapbind = 0;
+    nvm_prep_free(vm);
     vm->mod = NULL;
 }
 
@@ -288,6 +290,10 @@ nvm_status nvm_vm_load(nvm_vm *vm, const nvm_module *m)
             }
         }
     }
+
+    st = nvm_prep_build(vm, m);
+    if (st != NVM_OK)
+        goto fail;
 
     /* String constants as arena strings. nconsts counts those created so far: they are roots. */
     if (m->nstrs > 0) {

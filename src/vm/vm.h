@@ -55,6 +55,10 @@ struct nvm_vm {
     uint32_t *capbind;    /* module capability index -> registry index */
     uint8_t *capresults;  /* module capability index -> values its CAP_CALL pushes (0 or 1) */
     uint32_t ncapbind;    /* entries of capbind and capresults */
+    nvm_insn **pcode;     /* function index -> prepared code (fused.h), ninsn entries each */
+    uint32_t npcode;      /* entries of pcode */
+    nvm_insn *pcode_all;  /* one block holding every function's prepared code */
+    size_t pcode_total;   /* instructions in pcode_all */
 
     nvm_capentry *caps;
     uint32_t ncaps;
