@@ -34,7 +34,8 @@ isa-doc:
 format:
 	clang-format -i include/*.h src/*/*.c src/*/*.h cli/*.c cli/*.h tests/*.c tools/*.c 2>/dev/null || true
 
-bench: deps build
+bench: build
+	@sh tools/install-deps.sh bench
 	sh bench/run.sh $(BUILD)/nanovm
 
 clean:
