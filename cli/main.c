@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
 #include "nanovm.h"
 
 #define EXIT_USAGE 2
@@ -22,10 +23,28 @@ static const char usage_text[] =
     "      --max-depth N          call frames (default 100000)\n"
     "      --gc-stress            collect garbage at every allocation (testing)\n"
     "      --fail-alloc N         make the Nth allocation fail (testing)\n"
+    "      --policy P             trust policy for a capsule (default /etc/nanovm/policy.json)\n"
+    "      --audit FILE           audit log for a capsule run (overrides the policy's)\n"
+    "                             a capsule (.cap) is assessed first: exit 4 when rejected;\n"
+    "                             its level's limits apply, the options above only lower them\n"
     "  asm [--strip] FILE -o OUT.nvmb      assemble CASM text or JSON IR into a bytecode module\n"
     "                                      (--strip: without source lines)\n"
     "  disasm FILE                         print a module (any input format) as CASM text\n"
     "  check FILE                          load and verify only\n"
+    "  keygen -o KEY.pem                   generate an Ed25519 signing key (PKCS#8 PEM, 0600)\n"
+    "  pack --manifest M.json -o APP.cap PROGRAM [--asset FILE]...\n"
+    "                                      build an unsigned capsule from a program (.casm,\n"
+    "                                      .json, .nvmb), its manifest and asset files\n"
+    "  sign --key KEY.pem [--cert LEAF.pem] [--chain INTERMEDIATES.pem] APP.cap [-o OUT.cap]\n"
+    "                                      sign a capsule (in place unless -o), optionally\n"
+    "                                      with the signer's certificate chain\n"
+    "  inspect [--json] APP.cap            show sections, manifest, hashes, signature, chain\n"
+    "  verify [--policy P] [--audit FILE] [--json] APP.cap\n"
+    "                                      print the trust decision (level, signer, chain,\n"
+    "                                      reasons, capabilities); exit 0 may run, 4 rejected\n"
+    "  audit verify [--policy P] [--state-dir DIR] [LOG]\n"
+    "                                      check an audit log's hash chain (exit 4 if broken)\n"
+    "  policy check POLICY.json            validate a policy file and explain it\n"
     "  help | --help                       this text\n"
     "  version | --version                 print the version\n"
     "\n"
@@ -150,6 +169,7 @@ static int cmd_run(int argc, char **argv)
     nvm_config cfg;
     nvm_config_init(&cfg);
     const char *file = NULL;
+    const char *policy = NULL, *audit_log = NULL, *tier = NULL;
     int i = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -175,6 +195,11 @@ static int cmd_run(int argc, char **argv)
                     return usage_error("tier '%s' is not available in this build", argv[i]);
                 return usage_error("unknown tier '%s' (expected interp or auto)", argv[i]);
             }
+            tier = argv[i];
+        } else if (strcmp(a, "--policy") == 0 || strcmp(a, "--audit") == 0) {
+            if (++i >= argc)
+                return usage_error("%s needs a file name", a);
+            *(a[2] == 'p' ? &policy : &audit_log) = argv[i];
         } else if (strcmp(a, "--gas") == 0) {
             if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v > INT64_MAX)
                 return usage_error("--gas needs a non-negative integer%s", "");
@@ -205,6 +230,10 @@ static int cmd_run(int argc, char **argv)
         file = argv[i++];
     if (file == NULL)
         return usage_error("run needs a FILE%s", "");
+    if (is_capsule_file(file))
+        return run_capsule(file, &cfg, policy, audit_log, tier);
+    if (policy != NULL || audit_log != NULL)
+        return usage_error("--policy and --audit apply to capsules; %s is not one", file);
 
     nvm_module *m = NULL;
     int rc = load_module(&cfg, file, &m);
@@ -326,6 +355,20 @@ int main(int argc, char **argv)
         return cmd_disasm_or_check(argc - 2, argv + 2, 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_disasm_or_check(argc - 2, argv + 2, 0);
+    if (strcmp(cmd, "keygen") == 0)
+        return cmd_keygen(argc - 2, argv + 2);
+    if (strcmp(cmd, "pack") == 0)
+        return cmd_pack(argc - 2, argv + 2);
+    if (strcmp(cmd, "sign") == 0)
+        return cmd_sign(argc - 2, argv + 2);
+    if (strcmp(cmd, "inspect") == 0)
+        return cmd_inspect(argc - 2, argv + 2);
+    if (strcmp(cmd, "verify") == 0)
+        return cmd_verify(argc - 2, argv + 2);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(argc - 2, argv + 2);
+    if (strcmp(cmd, "policy") == 0)
+        return cmd_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage_text, stdout);
         return 0;

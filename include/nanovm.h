@@ -136,6 +136,10 @@ nvm_status nvm_module_disasm(const nvm_module *m, char **out_text, size_t *out_l
  * without it: asm -> disasm -> asm gives identical bytes for stripped modules. Runtime errors
  * then report no source lines. */
 void nvm_module_strip_debug(nvm_module *m);
+/* Make the function `name` the module's entry function and verify the module again with it.
+ * NVM_E_LINK when no function has that name; a verifier status (module unchanged) when the
+ * function cannot be an entry (e.g. it takes arguments). */
+nvm_status nvm_module_set_entry(nvm_module *m, const char *name, nvm_error *err);
 /* Capability names the module calls, in table order (borrowed from the module). */
 uint32_t nvm_module_cap_count(const nvm_module *m);
 const char *nvm_module_cap_name(const nvm_module *m, uint32_t i);

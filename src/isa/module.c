@@ -142,6 +142,29 @@ nvm_status nvm_module_verify(nvm_module *m, nvm_error *err)
     return nvm_verify(m, err);
 }
 
+nvm_status nvm_module_set_entry(nvm_module *m, const char *name, nvm_error *err)
+{
+    if (m == NULL || name == NULL)
+        return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "set_entry: no module or name");
+    uint32_t want = m->nfuncs;
+    for (uint32_t i = 0; i < m->nfuncs && want == m->nfuncs; i++)
+        if (strcmp(m->funcs[i].name, name) == 0)
+            want = i;
+    if (want == m->nfuncs)
+        return nvm_error_set(err, NVM_E_LINK, m->name, 0, 0,
+                             "entry function \"%.200s\" not defined", name);
+    if (want == m->entry && m->verified)
+        return NVM_OK;
+    const uint32_t old = m->entry;
+    m->entry = want;
+    nvm_status st = nvm_verify(m, err);
+    if (st != NVM_OK) {
+        m->entry = old;
+        (void)nvm_verify(m, NULL);
+    }
+    return st;
+}
+
 /* ---- errors ---- */
 
 nvm_status nvm_error_set(nvm_error *err, nvm_status st, const char *file, uint32_t line,

@@ -1,0 +1,671 @@
+/* crypto.c - every cryptographic operation of NanoVM, on OpenSSL 3: SHA-256, Ed25519 keys and
+ * signatures (PureEdDSA, one-shot, key type pinned), X.509 certificate lists and code-signing
+ * chain validation. The only file that includes OpenSSL headers. Every function leaves the
+ * OpenSSL error queue empty and reports failures as a one-line reason. */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "trust/crypto.h"
+
+/* Invariant: pkey is an Ed25519 key with its private half. */
+struct nvm_key {
+    EVP_PKEY *pkey;
+};
+
+/* Invariant: sk holds owned references, in insertion order. */
+struct nvm_certs {
+    STACK_OF(X509) * sk;
+};
+
+static void set_why(char *why, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void set_why(char *why, const char *fmt, ...)
+{
+    if (why == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, NVM_WHY_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* The reason of the oldest queued OpenSSL error (or `fallback`), then an empty queue. */
+static void why_openssl(char *why, const char *what)
+{
+    unsigned long e = ERR_peek_error();
+    if (e != 0) {
+        const char *r = ERR_reason_error_string(e);
+        set_why(why, "%s: %s", what, r != NULL ? r : "OpenSSL error");
+    } else {
+        set_why(why, "%s", what);
+    }
+    ERR_clear_error();
+}
+
+/* ---- hashing ---- */
+
+void nvm_sha256(const void *data, size_t len, uint8_t out[NVM_SHA256_LEN])
+{
+    nvm_sha256_2(NULL, 0, data, len, out);
+}
+
+void nvm_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+                  uint8_t out[NVM_SHA256_LEN])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             (alen == 0 || EVP_DigestUpdate(ctx, a, alen) == 1) &&
+             (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1) &&
+             EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == NVM_SHA256_LEN;
+    if (!ok)
+        memset(out, 0, NVM_SHA256_LEN); /* only on allocation failure inside OpenSSL */
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+}
+
+void nvm_hex(const uint8_t *data, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+/* ---- keys ---- */
+
+nvm_status nvm_key_generate(nvm_key **out, char *why)
+{
+    *out = NULL;
+    nvm_key *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        set_why(why, "out of memory");
+        return NVM_E_INTERNAL;
+    }
+    k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (k->pkey == NULL) {
+        free(k);
+        why_openssl(why, "cannot generate an Ed25519 key");
+        return NVM_E_INTERNAL;
+    }
+    *out = k;
+    return NVM_OK;
+}
+
+nvm_status nvm_key_write_pem(const nvm_key *k, const char *path, char *why)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_why(why, "cannot create %s: %s", path, strerror(errno));
+        return NVM_E_IO;
+    }
+    if (fchmod(fd, 0600) != 0) {
+        set_why(why, "cannot restrict %s to its owner: %s", path, strerror(errno));
+        close(fd);
+        return NVM_E_IO;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        set_why(why, "cannot write %s: %s", path, strerror(errno));
+        close(fd);
+        return NVM_E_IO;
+    }
+    int ok = PEM_write_PrivateKey(f, k->pkey, NULL, NULL, 0, NULL, NULL) == 1;
+    if (fclose(f) != 0)
+        ok = 0;
+    if (!ok) {
+        why_openssl(why, "cannot write the private key");
+        return NVM_E_IO;
+    }
+    ERR_clear_error();
+    return NVM_OK;
+}
+
+nvm_status nvm_key_read_pem(const char *path, nvm_key **out, char *why)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_why(why, "cannot open %s: %s", path, strerror(errno));
+        return NVM_E_IO;
+    }
+    EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (pkey == NULL) {
+        set_why(why, "%s is not a PEM private key", path);
+        ERR_clear_error();
+        return NVM_E_FORMAT;
+    }
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(pkey);
+        set_why(why, "%s is not an Ed25519 private key", path);
+        ERR_clear_error();
+        return NVM_E_FORMAT;
+    }
+    nvm_key *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        EVP_PKEY_free(pkey);
+        set_why(why, "out of memory");
+        return NVM_E_INTERNAL;
+    }
+    k->pkey = pkey;
+    *out = k;
+    ERR_clear_error();
+    return NVM_OK;
+}
+
+/* Raw Ed25519 public key of pkey; 0 on success. */
+static int raw_pub(EVP_PKEY *pkey, uint8_t pub[NVM_ED25519_PUB_LEN])
+{
+    size_t n = NVM_ED25519_PUB_LEN;
+    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519 ||
+        EVP_PKEY_get_raw_public_key(pkey, pub, &n) != 1 || n != NVM_ED25519_PUB_LEN) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+void nvm_key_public(const nvm_key *k, uint8_t pub[NVM_ED25519_PUB_LEN])
+{
+    if (raw_pub(k->pkey, pub) != 0)
+        memset(pub, 0, NVM_ED25519_PUB_LEN);
+}
+
+void nvm_key_free(nvm_key *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k);
+}
+
+nvm_status nvm_pubkey_read_pem(const char *path, uint8_t pub[NVM_ED25519_PUB_LEN], char *why)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_why(why, "cannot open %s: %s", path, strerror(errno));
+        return NVM_E_IO;
+    }
+    EVP_PKEY *pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (pkey == NULL) {
+        set_why(why, "%s is not a PEM public key", path);
+        ERR_clear_error();
+        return NVM_E_FORMAT;
+    }
+    int rc = raw_pub(pkey, pub);
+    EVP_PKEY_free(pkey);
+    if (rc != 0) {
+        set_why(why, "%s is not an Ed25519 public key", path);
+        return NVM_E_FORMAT;
+    }
+    return NVM_OK;
+}
+
+/* ---- signatures ---- */
+
+nvm_status nvm_ed25519_sign(const nvm_key *k, const uint8_t *msg, size_t len,
+                            uint8_t sig[NVM_ED25519_SIG_LEN], char *why)
+{
+    nvm_status st = NVM_E_INTERNAL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t n = NVM_ED25519_SIG_LEN;
+    if (k == NULL || EVP_PKEY_get_base_id(k->pkey) != EVP_PKEY_ED25519) {
+        set_why(why, "the signing key is not Ed25519");
+        st = NVM_E_USAGE;
+        goto fail;
+    }
+    if (ctx == NULL || EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
+        EVP_DigestSign(ctx, sig, &n, msg, len) != 1 || n != NVM_ED25519_SIG_LEN) {
+        why_openssl(why, "Ed25519 signing failed");
+        goto fail;
+    }
+    st = NVM_OK;
+fail:
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return st;
+}
+
+nvm_status nvm_ed25519_verify(const uint8_t pub[NVM_ED25519_PUB_LEN], const uint8_t *msg,
+                              size_t len, const uint8_t sig[NVM_ED25519_SIG_LEN], char *why)
+{
+    nvm_status st = NVM_E_TRUST;
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, NVM_ED25519_PUB_LEN);
+    if (pkey == NULL) {
+        set_why(why, "invalid Ed25519 public key");
+        goto fail;
+    }
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1) {
+        why_openssl(why, "cannot set up Ed25519 verification");
+        st = NVM_E_INTERNAL;
+        goto fail;
+    }
+    if (EVP_DigestVerify(ctx, sig, NVM_ED25519_SIG_LEN, msg, len) != 1) {
+        set_why(why, "signature does not verify");
+        goto fail;
+    }
+    st = NVM_OK;
+fail:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return st;
+}
+
+/* ---- certificates ---- */
+
+nvm_status nvm_certs_new(nvm_certs **out)
+{
+    *out = NULL;
+    nvm_certs *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NVM_E_INTERNAL;
+    c->sk = sk_X509_new_null();
+    if (c->sk == NULL) {
+        free(c);
+        ERR_clear_error();
+        return NVM_E_INTERNAL;
+    }
+    *out = c;
+    return NVM_OK;
+}
+
+nvm_status nvm_certs_add_pem_file(nvm_certs *c, const char *path, char *why)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_why(why, "cannot open %s: %s", path, strerror(errno));
+        return NVM_E_IO;
+    }
+    nvm_status st = NVM_OK;
+    int added = 0;
+    ERR_clear_error();
+    for (;;) {
+        X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+        if (x == NULL) {
+            unsigned long e = ERR_peek_last_error();
+            if (added > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+                ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+                break; /* end of file after at least one certificate */
+            why_openssl(why, "not a PEM certificate file");
+            st = NVM_E_FORMAT;
+            break;
+        }
+        if (sk_X509_push(c->sk, x) <= 0) {
+            X509_free(x);
+            set_why(why, "out of memory");
+            st = NVM_E_INTERNAL;
+            break;
+        }
+        added++;
+    }
+    fclose(f);
+    ERR_clear_error();
+    if (st != NVM_OK && why != NULL) {
+        char tmp[NVM_WHY_MAX];
+        snprintf(tmp, sizeof tmp, "%s", why);
+        set_why(why, "%s: %s", path, tmp);
+    }
+    return st;
+}
+
+nvm_status nvm_certs_add_der(nvm_certs *c, const uint8_t *der, size_t len, char *why)
+{
+    if (len == 0 || len > (size_t)INT32_MAX) {
+        set_why(why, "certificate of invalid length %zu", len);
+        return NVM_E_FORMAT;
+    }
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    if (x == NULL) {
+        why_openssl(why, "not a DER certificate");
+        return NVM_E_FORMAT;
+    }
+    if ((size_t)(p - der) != len) {
+        X509_free(x);
+        set_why(why, "%zu bytes after the DER certificate", len - (size_t)(p - der));
+        ERR_clear_error();
+        return NVM_E_FORMAT;
+    }
+    if (sk_X509_push(c->sk, x) <= 0) {
+        X509_free(x);
+        set_why(why, "out of memory");
+        ERR_clear_error();
+        return NVM_E_INTERNAL;
+    }
+    return NVM_OK;
+}
+
+size_t nvm_certs_count(const nvm_certs *c)
+{
+    int n = c != NULL ? sk_X509_num(c->sk) : 0;
+    return n > 0 ? (size_t)n : 0;
+}
+
+static X509 *cert_at(const nvm_certs *c, size_t i)
+{
+    if (c == NULL || i >= nvm_certs_count(c))
+        return NULL;
+    return sk_X509_value(c->sk, (int)i);
+}
+
+nvm_status nvm_certs_der(const nvm_certs *c, size_t i, uint8_t **der, size_t *len)
+{
+    *der = NULL;
+    *len = 0;
+    X509 *x = cert_at(c, i);
+    if (x == NULL)
+        return NVM_E_USAGE;
+    int n = i2d_X509(x, NULL);
+    if (n <= 0) {
+        ERR_clear_error();
+        return NVM_E_INTERNAL;
+    }
+    uint8_t *buf = malloc((size_t)n);
+    if (buf == NULL)
+        return NVM_E_INTERNAL;
+    unsigned char *p = buf;
+    if (i2d_X509(x, &p) != n) {
+        free(buf);
+        ERR_clear_error();
+        return NVM_E_INTERNAL;
+    }
+    *der = buf;
+    *len = (size_t)n;
+    return NVM_OK;
+}
+
+/* RFC 2253 one-line form of a name ("CN=Demo Signer,O=NanoVM"), UTF-8 kept as is. */
+static void name_line(const X509_NAME *name, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        goto done;
+    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        char *p = NULL;
+        long n = BIO_get_mem_data(b, &p);
+        if (n > 0 && p != NULL) {
+            size_t k = (size_t)n < outlen - 1 ? (size_t)n : outlen - 1;
+            memcpy(out, p, k);
+            out[k] = '\0';
+        }
+    }
+    BIO_free(b);
+done:
+    ERR_clear_error();
+}
+
+static void serial_hex(const X509 *x, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *h = bn != NULL ? BN_bn2hex(bn) : NULL;
+    if (h != NULL) {
+        snprintf(out, outlen, "%s", h);
+        for (char *q = out; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+    }
+    OPENSSL_free(h);
+    BN_free(bn);
+    ERR_clear_error();
+}
+
+static void time_iso(const ASN1_TIME *t, char *out, size_t outlen)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
+        strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, outlen, "invalid");
+    ERR_clear_error();
+}
+
+nvm_status nvm_certs_describe(const nvm_certs *c, size_t i, char *subject, char *serial,
+                              char *not_before, char *not_after, char *fingerprint_hex)
+{
+    X509 *x = cert_at(c, i);
+    if (x == NULL)
+        return NVM_E_USAGE;
+    if (subject != NULL)
+        name_line(X509_get_subject_name(x), subject, 256);
+    if (serial != NULL)
+        serial_hex(x, serial, 256);
+    if (not_before != NULL)
+        time_iso(X509_get0_notBefore(x), not_before, 256);
+    if (not_after != NULL)
+        time_iso(X509_get0_notAfter(x), not_after, 256);
+    if (fingerprint_hex != NULL) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (X509_digest(x, EVP_sha256(), md, &n) == 1 && n == NVM_SHA256_LEN)
+            nvm_hex(md, n, fingerprint_hex);
+        else
+            fingerprint_hex[0] = '\0';
+        ERR_clear_error();
+    }
+    return NVM_OK;
+}
+
+nvm_status nvm_certs_pubkey(const nvm_certs *c, size_t i, uint8_t pub[NVM_ED25519_PUB_LEN],
+                            char *why)
+{
+    X509 *x = cert_at(c, i);
+    if (x == NULL) {
+        set_why(why, "no certificate %zu", i);
+        return NVM_E_USAGE;
+    }
+    if (raw_pub(X509_get0_pubkey(x), pub) != 0) {
+        set_why(why, "the certificate's key is not Ed25519");
+        return NVM_E_TRUST;
+    }
+    return NVM_OK;
+}
+
+void nvm_certs_free(nvm_certs *c)
+{
+    if (c == NULL)
+        return;
+    sk_X509_pop_free(c->sk, X509_free);
+    free(c);
+}
+
+/* ---- chain validation ---- */
+
+/* "leaf certificate (CN=...)" / "intermediate certificate 1 (CN=...)" / "root ..." for messages */
+static void cert_role(X509 *x, int depth, int path_len, char *out, size_t outlen)
+{
+    char subj[256];
+    name_line(X509_get_subject_name(x), subj, sizeof subj);
+    if (depth == 0)
+        snprintf(out, outlen, "leaf certificate (%s)", subj);
+    else if (path_len > 0 && depth == path_len - 1)
+        snprintf(out, outlen, "root certificate (%s)", subj);
+    else
+        snprintf(out, outlen, "certificate at depth %d (%s)", depth, subj);
+}
+
+/* Serial comparison ignoring case, an optional "0x" prefix, ':' separators and leading zeros. */
+static const char *serial_norm(const char *s, char *buf, size_t buflen)
+{
+    size_t n = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        s += 2;
+    for (; *s && n + 1 < buflen; s++) {
+        if (*s == ':')
+            continue;
+        if (n == 0 && *s == '0')
+            continue;
+        buf[n++] = (char)tolower((unsigned char)*s);
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
+                            const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
+                            const char *const *revoked_serials, size_t nrevoked, size_t *path_len,
+                            char *why)
+{
+    nvm_status st = NVM_E_TRUST;
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    STACK_OF(X509) *untrusted = NULL;
+    char role[400];
+
+    if (path_len != NULL)
+        *path_len = 0;
+    if (nvm_certs_count(chain) == 0) {
+        set_why(why, "no certificate chain");
+        goto fail;
+    }
+    if (nvm_certs_count(roots) == 0) {
+        set_why(why, "the policy has no trusted roots");
+        goto fail;
+    }
+    X509 *leaf = cert_at(chain, 0);
+    uint8_t leaf_pub[NVM_ED25519_PUB_LEN];
+    if (raw_pub(X509_get0_pubkey(leaf), leaf_pub) != 0) {
+        set_why(why, "the leaf certificate's key is not Ed25519");
+        goto fail;
+    }
+    if (memcmp(leaf_pub, signing_pub, NVM_ED25519_PUB_LEN) != 0) {
+        set_why(why, "certificate chain belongs to another key");
+        goto fail;
+    }
+
+    store = X509_STORE_new();
+    untrusted = sk_X509_new_null();
+    ctx = X509_STORE_CTX_new();
+    if (store == NULL || untrusted == NULL || ctx == NULL) {
+        set_why(why, "out of memory");
+        st = NVM_E_INTERNAL;
+        goto fail;
+    }
+    for (size_t i = 0; i < nvm_certs_count(roots); i++)
+        if (X509_STORE_add_cert(store, cert_at(roots, i)) != 1) {
+            why_openssl(why, "cannot add a trusted root");
+            st = NVM_E_INTERNAL;
+            goto fail;
+        }
+    for (size_t i = 1; i < nvm_certs_count(chain); i++)
+        if (sk_X509_push(untrusted, cert_at(chain, i)) <= 0) {
+            set_why(why, "out of memory");
+            st = NVM_E_INTERNAL;
+            goto fail;
+        }
+    if (X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1) {
+        why_openssl(why, "cannot set up chain verification");
+        st = NVM_E_INTERNAL;
+        goto fail;
+    }
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+    /* No X509_V_FLAG_X509_STRICT: it rejects roots made by a plain `openssl req -x509` (no
+     * keyUsage extension), which are common and sound. Issuers must still be CA:TRUE. */
+    X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+    X509_VERIFY_PARAM_set_time(param, (time_t)now);
+
+    if (X509_verify_cert(ctx) != 1) {
+        int e = X509_STORE_CTX_get_error(ctx);
+        int depth = X509_STORE_CTX_get_error_depth(ctx);
+        X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
+        if (bad == NULL)
+            bad = leaf;
+        cert_role(bad, depth, -1, role, sizeof role);
+        set_why(why, "%s: %s", role, X509_verify_cert_error_string(e));
+        goto fail;
+    }
+
+    STACK_OF(X509) *path = X509_STORE_CTX_get0_chain(ctx);
+    int n = sk_X509_num(path);
+    /* the leaf: codeSigning EKU, digitalSignature key usage, not a CA */
+    uint32_t flags = X509_get_extension_flags(leaf);
+    if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(leaf) & XKU_CODE_SIGN)) {
+        cert_role(leaf, 0, n, role, sizeof role);
+        set_why(why, "%s: no codeSigning extended key usage", role);
+        goto fail;
+    }
+    if (!(flags & EXFLAG_KUSAGE) || !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
+        cert_role(leaf, 0, n, role, sizeof role);
+        set_why(why, "%s: no digitalSignature key usage", role);
+        goto fail;
+    }
+    if ((flags & EXFLAG_CA) || X509_check_ca(leaf) != 0) {
+        cert_role(leaf, 0, n, role, sizeof role);
+        set_why(why, "%s: is a CA certificate (a code-signing leaf must be CA:FALSE)", role);
+        goto fail;
+    }
+    /* intermediates: an EKU extension, when present, must allow code signing */
+    for (int d = 1; d < n - 1; d++) {
+        X509 *x = sk_X509_value(path, d);
+        if ((X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+            !(X509_get_extended_key_usage(x) & (XKU_CODE_SIGN | XKU_ANYEKU))) {
+            cert_role(x, d, n, role, sizeof role);
+            set_why(why, "%s: extended key usage does not allow codeSigning", role);
+            goto fail;
+        }
+    }
+    /* revoked serials anywhere in the verified path */
+    for (int d = 0; d < n; d++) {
+        X509 *x = sk_X509_value(path, d);
+        char ser[256], a[256], b[256];
+        serial_hex(x, ser, sizeof ser);
+        serial_norm(ser, a, sizeof a);
+        for (size_t r = 0; r < nrevoked; r++) {
+            if (revoked_serials[r] == NULL)
+                continue;
+            if (strcmp(a, serial_norm(revoked_serials[r], b, sizeof b)) == 0) {
+                cert_role(x, d, n, role, sizeof role);
+                set_why(why, "%s: serial %s is revoked", role, ser);
+                goto fail;
+            }
+        }
+    }
+    if (path_len != NULL)
+        *path_len = (size_t)n;
+    st = NVM_OK;
+fail:
+    X509_STORE_CTX_free(ctx);
+    sk_X509_free(untrusted); /* references are borrowed from `chain` */
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return st;
+}
+
+nvm_status nvm_random_bytes(uint8_t *out, size_t len)
+{
+    if (len > (size_t)INT32_MAX || RAND_bytes(out, (int)len) != 1) {
+        ERR_clear_error();
+        return NVM_E_INTERNAL;
+    }
+    return NVM_OK;
+}

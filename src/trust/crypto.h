@@ -1,0 +1,79 @@
+/* crypto.h - every cryptographic operation NanoVM performs. crypto.c is the ONLY file that
+ * includes OpenSSL headers; everything else sees these opaque types and byte arrays.
+ * All functions return NVM_OK or a status with a one-line reason in `why` (may be NULL),
+ * never print, never abort. */
+#ifndef NVM_CRYPTO_H
+#define NVM_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nanovm.h"
+
+#define NVM_ED25519_PUB_LEN 32
+#define NVM_ED25519_SIG_LEN 64
+#define NVM_SHA256_LEN 32
+#define NVM_WHY_MAX 256
+
+typedef struct nvm_key nvm_key;           /* an Ed25519 private key */
+typedef struct nvm_certs nvm_certs;       /* an ordered list of X.509 certificates */
+
+/* SHA-256 of one buffer, and of a domain-separation label followed by a buffer. */
+void nvm_sha256(const void *data, size_t len, uint8_t out[NVM_SHA256_LEN]);
+void nvm_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+                  uint8_t out[NVM_SHA256_LEN]);
+/* Lower-case hex of a buffer into out (2*len+1 bytes). */
+void nvm_hex(const uint8_t *data, size_t len, char *out);
+
+/* Keys: generate, write as PKCS#8 PEM (0600), read PKCS#8 PEM; raw public key bytes. */
+nvm_status nvm_key_generate(nvm_key **out, char *why);
+nvm_status nvm_key_write_pem(const nvm_key *k, const char *path, char *why);
+nvm_status nvm_key_read_pem(const char *path, nvm_key **out, char *why);
+void nvm_key_public(const nvm_key *k, uint8_t pub[NVM_ED25519_PUB_LEN]);
+void nvm_key_free(nvm_key *k);
+/* Read a PEM public key (SubjectPublicKeyInfo) and return its raw Ed25519 bytes. */
+nvm_status nvm_pubkey_read_pem(const char *path, uint8_t pub[NVM_ED25519_PUB_LEN], char *why);
+
+/* Ed25519 (PureEdDSA, one-shot, NULL digest, key type pinned). */
+nvm_status nvm_ed25519_sign(const nvm_key *k, const uint8_t *msg, size_t len,
+                            uint8_t sig[NVM_ED25519_SIG_LEN], char *why);
+/* NVM_OK when valid; NVM_E_TRUST when not. */
+nvm_status nvm_ed25519_verify(const uint8_t pub[NVM_ED25519_PUB_LEN], const uint8_t *msg,
+                              size_t len, const uint8_t sig[NVM_ED25519_SIG_LEN], char *why);
+
+/* Certificates. */
+nvm_status nvm_certs_new(nvm_certs **out);
+/* Append every certificate of a PEM file (in file order). */
+nvm_status nvm_certs_add_pem_file(nvm_certs *c, const char *path, char *why);
+/* Append one DER certificate. */
+nvm_status nvm_certs_add_der(nvm_certs *c, const uint8_t *der, size_t len, char *why);
+size_t nvm_certs_count(const nvm_certs *c);
+/* DER of certificate i; *der is allocated with malloc and freed by the caller with free(). */
+nvm_status nvm_certs_der(const nvm_certs *c, size_t i, uint8_t **der, size_t *len);
+/* One-line subject ("CN=Demo Signer,O=NanoVM"), serial (hex), notBefore/notAfter (ISO 8601),
+ * SHA-256 fingerprint of the DER (hex). Buffers of at least 256 bytes. */
+nvm_status nvm_certs_describe(const nvm_certs *c, size_t i, char *subject, char *serial_hex,
+                              char *not_before, char *not_after, char *fingerprint_hex);
+/* Raw Ed25519 public key of certificate i (NVM_E_TRUST when the key is not Ed25519). */
+nvm_status nvm_certs_pubkey(const nvm_certs *c, size_t i, uint8_t pub[NVM_ED25519_PUB_LEN],
+                            char *why);
+void nvm_certs_free(nvm_certs *c);
+
+/* Chain validation: `chain` is leaf first then intermediates (from the capsule), `roots` are the
+ * policy's trust anchors. X509_STORE with no partial chains, validity checked at `now` (seconds
+ * since the epoch), then our own code-signing checks, because OpenSSL 3.0 has no code-signing
+ * purpose: the leaf has the codeSigning EKU, the digitalSignature key usage, and is not a CA
+ * (basicConstraints CA:FALSE or absent); every intermediate that has an EKU extension allows
+ * codeSigning (or anyExtendedKeyUsage); the leaf's key equals `signing_pub`.
+ * Revoked serials (hex, case-insensitive) of any certificate in the verified path reject it.
+ * On success NVM_OK and *path_len = number of certificates in the verified path (leaf..root).
+ * On failure NVM_E_TRUST with the reason. */
+nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
+                            const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
+                            const char *const *revoked_serials, size_t nrevoked,
+                            size_t *path_len, char *why);
+
+/* Cryptographically secure random bytes. */
+nvm_status nvm_random_bytes(uint8_t *out, size_t len);
+
+#endif

@@ -1,0 +1,579 @@
+/* policy.c - loading and validating the trust policy (JSON via jansson), the built-in default,
+ * level names and capability pattern matching. docs/policy.md is the reference for the keys. */
+#include "policy.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+static const char *const level_names[NVM_LEVEL_COUNT] = {"rejected", "restricted", "sandboxed",
+                                                         "verified", "trusted"};
+
+const char *nvm_level_name(nvm_trust_level l)
+{
+    if ((int)l < 0 || (int)l >= NVM_LEVEL_COUNT)
+        return "rejected";
+    return level_names[l];
+}
+
+int nvm_level_lookup(const char *s)
+{
+    for (int i = 0; i < NVM_LEVEL_COUNT; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Built-in level defaults (docs/policy.md). A NULL-terminated pattern list per level. */
+static const char *const default_caps_all[] = {"*", NULL};
+static const char *const default_caps_sandboxed[] = {"io.print", "io.read", NULL};
+static const char *const default_caps_restricted[] = {"io.print", NULL};
+
+typedef struct level_default {
+    const char *const *caps;
+    nvm_limits limits;
+} level_default;
+
+static const level_default level_defaults[NVM_LEVEL_COUNT] = {
+    [NVM_LEVEL_REJECTED] = {NULL, {-1, -1, -1, -1}},
+    [NVM_LEVEL_RESTRICTED] = {default_caps_restricted, {100000000, 64ll * 1024 * 1024, 65536, -1}},
+    [NVM_LEVEL_SANDBOXED] = {default_caps_sandboxed, {1000000000, 256ll * 1024 * 1024, 262144, -1}},
+    [NVM_LEVEL_VERIFIED] = {default_caps_all, {-1, -1, -1, -1}},
+    [NVM_LEVEL_TRUSTED] = {default_caps_all, {-1, -1, -1, -1}},
+};
+
+static void free_strv(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Copies a NULL-terminated list; on allocation failure the list is left empty, which grants
+ * nothing (fail-safe). */
+static void set_default_caps(nvm_level_policy *lp, const char *const *src)
+{
+    size_t n = 0;
+    while (src != NULL && src[n] != NULL)
+        n++;
+    lp->caps = NULL;
+    lp->ncaps = 0;
+    if (n == 0)
+        return;
+    char **v = calloc(n, sizeof *v);
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = xstrdup(src[i]);
+        if (v[i] == NULL) {
+            free_strv(v, i);
+            return;
+        }
+    }
+    lp->caps = v;
+    lp->ncaps = n;
+}
+
+static void level_default_init(nvm_level_policy *lp, int level)
+{
+    memset(lp, 0, sizeof *lp);
+    set_default_caps(lp, level_defaults[level].caps);
+    lp->limits = level_defaults[level].limits;
+    snprintf(lp->tier, sizeof lp->tier, "auto");
+}
+
+void nvm_policy_default(nvm_policy *out)
+{
+    memset(out, 0, sizeof *out);
+    out->min_level = NVM_LEVEL_RESTRICTED;
+    out->invalid_signature_sandbox = false;
+    out->allow_tier_override = true;
+    for (int l = NVM_LEVEL_RESTRICTED; l < NVM_LEVEL_COUNT; l++)
+        level_default_init(&out->levels[l], l);
+}
+
+void nvm_policy_free(nvm_policy *p)
+{
+    if (p == NULL)
+        return;
+    free(p->path);
+    free(p->dir);
+    if (p->roots != NULL)
+        nvm_certs_free(p->roots);
+    free(p->pinned);
+    free_strv(p->revoked_keys, p->nrevoked_keys);
+    free_strv(p->revoked_serials, p->nrevoked_serials);
+    free_strv(p->revoked_capsules, p->nrevoked_capsules);
+    free(p->state_dir);
+    free(p->audit_log);
+    for (int l = 0; l < NVM_LEVEL_COUNT; l++) {
+        free_strv(p->levels[l].caps, p->levels[l].ncaps);
+        free_strv(p->levels[l].deny, p->levels[l].ndeny);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- capability patterns ---- */
+
+/* "*" covers everything; "type.*" every action of a type; "type.action" every scope of that
+ * type.action; anything else must equal the capability string exactly. */
+bool nvm_cap_pattern_match(const char *pattern, const nvm_capreq *c)
+{
+    if (strcmp(pattern, "*") == 0 || strcmp(pattern, c->text) == 0)
+        return true;
+    size_t tl = strlen(c->type);
+    if (strncmp(pattern, c->type, tl) != 0 || pattern[tl] != '.')
+        return false;
+    const char *rest = pattern + tl + 1;
+    return strcmp(rest, "*") == 0 || strcmp(rest, c->action) == 0;
+}
+
+bool nvm_level_allows(const nvm_policy *p, nvm_trust_level l, const nvm_capreq *c)
+{
+    if (l <= NVM_LEVEL_REJECTED || l >= NVM_LEVEL_COUNT)
+        return false;
+    const nvm_level_policy *lp = &p->levels[l];
+    for (size_t i = 0; i < lp->ndeny; i++)
+        if (nvm_cap_pattern_match(lp->deny[i], c))
+            return false;
+    for (size_t i = 0; i < lp->ncaps; i++)
+        if (nvm_cap_pattern_match(lp->caps[i], c))
+            return true;
+    return false;
+}
+
+/* ---- loading ---- */
+
+typedef struct loader {
+    nvm_policy *p;
+    nvm_error *err;
+    const char *file;
+} loader;
+
+static nvm_status lerr(loader *ld, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static nvm_status lerr(loader *ld, const char *fmt, ...)
+{
+    nvm_error *err = ld->err;
+    if (err != NULL) {
+        memset(err, 0, sizeof *err);
+        err->status = NVM_E_FORMAT;
+        snprintf(err->file, sizeof err->file, "%s", ld->file);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return NVM_E_FORMAT;
+}
+
+static nvm_status oom(loader *ld)
+{
+    if (ld->err != NULL) {
+        memset(ld->err, 0, sizeof *ld->err);
+        ld->err->status = NVM_E_INTERNAL;
+        snprintf(ld->err->message, sizeof ld->err->message, "out of memory");
+    }
+    return NVM_E_INTERNAL;
+}
+
+/* Resolves a path against the policy directory; malloc'ed, NULL on allocation failure. */
+static char *resolve(const loader *ld, const char *rel)
+{
+    if (rel[0] == '/' || ld->p->dir == NULL)
+        return xstrdup(rel);
+    size_t a = strlen(ld->p->dir), b = strlen(rel);
+    char *s = malloc(a + b + 2);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, ld->p->dir, a);
+    s[a] = '/';
+    memcpy(s + a + 1, rel, b + 1);
+    return s;
+}
+
+/* Array of non-empty strings -> *out (malloc'ed). `hexlen` 0: any string; > 0: exactly that
+ * many hex digits; SIZE_MAX: one or more hex digits. Hex is stored lower-case. */
+static nvm_status load_strv(loader *ld, json_t *v, const char *key, size_t hexlen, char ***out,
+                            size_t *nout)
+{
+    if (!json_is_array(v))
+        return lerr(ld, "key \"%s\": expected an array of strings", key);
+    size_t n = json_array_size(v);
+    char **res = calloc(n ? n : 1, sizeof *res);
+    if (res == NULL)
+        return oom(ld);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e) || json_string_length(e) == 0) {
+            free_strv(res, i);
+            return lerr(ld, "key \"%s[%zu]\": expected a non-empty string", key, i);
+        }
+        const char *s = json_string_value(e);
+        size_t len = json_string_length(e);
+        if (hexlen != 0) {
+            bool ok = hexlen == SIZE_MAX || len == hexlen;
+            for (size_t k = 0; ok && k < len; k++)
+                ok = isxdigit((unsigned char)s[k]) != 0;
+            if (!ok) {
+                free_strv(res, i);
+                if (hexlen == SIZE_MAX)
+                    return lerr(ld, "key \"%s[%zu]\": \"%s\" is not a hex string", key, i, s);
+                return lerr(ld, "key \"%s[%zu]\": \"%s\" is not %zu hex digits (a SHA-256)", key, i,
+                            s, hexlen);
+            }
+        }
+        res[i] = xstrdup(s);
+        if (res[i] == NULL) {
+            free_strv(res, i);
+            return oom(ld);
+        }
+        if (hexlen != 0)
+            for (char *q = res[i]; *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+    }
+    *out = res;
+    *nout = n;
+    return NVM_OK;
+}
+
+static nvm_status load_limits(loader *ld, json_t *v, const char *lname, nvm_limits *out)
+{
+    if (!json_is_object(v))
+        return lerr(ld, "key \"levels.%s.limits\": expected an object", lname);
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e)
+    {
+        int64_t *dst = strcmp(k, "gas") == 0       ? &out->gas
+                       : strcmp(k, "memory") == 0  ? &out->memory
+                       : strcmp(k, "stack") == 0   ? &out->stack
+                       : strcmp(k, "wall_ms") == 0 ? &out->wall_ms
+                                                   : NULL;
+        if (dst == NULL)
+            return lerr(ld,
+                        "unknown key \"levels.%s.limits.%s\" (expected gas, memory, stack, "
+                        "wall_ms)",
+                        lname, k);
+        if (!json_is_integer(e) || json_integer_value(e) < 0)
+            return lerr(ld, "key \"levels.%s.limits.%s\": expected a non-negative integer", lname,
+                        k);
+        *dst = (int64_t)json_integer_value(e);
+    }
+    return NVM_OK;
+}
+
+static bool valid_pattern(const char *s)
+{
+    if (strcmp(s, "*") == 0)
+        return true;
+    nvm_capreq c;
+    char why[8];
+    if (nvm_capreq_parse(s, &c, why, sizeof why) == NVM_OK)
+        return true;
+    size_t n = strlen(s);
+    if (n < 3 || strcmp(s + n - 2, ".*") != 0)
+        return false;
+    if (!islower((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n - 2; i++)
+        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_')
+            return false;
+    return true;
+}
+
+static nvm_status load_level(loader *ld, const char *lname, json_t *v, nvm_level_policy *lp)
+{
+    char key[64];
+    nvm_status st;
+    if (!json_is_object(v))
+        return lerr(ld, "key \"levels.%s\": expected an object", lname);
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e)
+    {
+        if (strcmp(k, "capabilities") == 0 || strcmp(k, "deny") == 0) {
+            bool deny = k[0] == 'd';
+            snprintf(key, sizeof key, "levels.%s.%s", lname, k);
+            char **sv = NULL;
+            size_t n = 0;
+            st = load_strv(ld, e, key, 0, &sv, &n);
+            if (st != NVM_OK)
+                return st;
+            for (size_t i = 0; i < n; i++)
+                if (!valid_pattern(sv[i])) {
+                    st = lerr(ld,
+                              "key \"%s[%zu]\": \"%s\" is not a capability pattern (\"*\", "
+                              "\"type.*\", \"type.action\" or \"type.action:scope\")",
+                              key, i, sv[i]);
+                    free_strv(sv, n);
+                    return st;
+                }
+            if (deny) {
+                free_strv(lp->deny, lp->ndeny);
+                lp->deny = sv;
+                lp->ndeny = n;
+            } else {
+                free_strv(lp->caps, lp->ncaps);
+                lp->caps = sv;
+                lp->ncaps = n;
+            }
+        } else if (strcmp(k, "limits") == 0) {
+            st = load_limits(ld, e, lname, &lp->limits);
+            if (st != NVM_OK)
+                return st;
+        } else if (strcmp(k, "tier") == 0) {
+            static const char *const tiers[] = {"auto", "interp", "jit", "aot", "wasm"};
+            const char *t = json_is_string(e) ? json_string_value(e) : "";
+            bool ok = false;
+            for (size_t i = 0; i < sizeof tiers / sizeof tiers[0]; i++)
+                ok = ok || strcmp(t, tiers[i]) == 0;
+            if (!ok)
+                return lerr(ld,
+                            "key \"levels.%s.tier\": expected one of auto, interp, jit, aot, "
+                            "wasm",
+                            lname);
+            snprintf(lp->tier, sizeof lp->tier, "%s", t);
+        } else {
+            return lerr(ld,
+                        "unknown key \"levels.%s.%s\" (expected capabilities, deny, limits, "
+                        "tier)",
+                        lname, k);
+        }
+    }
+    return NVM_OK;
+}
+
+static nvm_status load_revoked(loader *ld, json_t *v)
+{
+    nvm_policy *p = ld->p;
+    if (!json_is_object(v))
+        return lerr(ld, "key \"revoked\": expected an object");
+    const char *k;
+    json_t *e;
+    nvm_status st;
+    json_object_foreach(v, k, e)
+    {
+        if (strcmp(k, "keys") == 0) {
+            free_strv(p->revoked_keys, p->nrevoked_keys);
+            p->revoked_keys = NULL;
+            st = load_strv(ld, e, "revoked.keys", 64, &p->revoked_keys, &p->nrevoked_keys);
+        } else if (strcmp(k, "serials") == 0) {
+            free_strv(p->revoked_serials, p->nrevoked_serials);
+            p->revoked_serials = NULL;
+            st = load_strv(ld, e, "revoked.serials", SIZE_MAX, &p->revoked_serials,
+                           &p->nrevoked_serials);
+        } else if (strcmp(k, "capsules") == 0) {
+            free_strv(p->revoked_capsules, p->nrevoked_capsules);
+            p->revoked_capsules = NULL;
+            st = load_strv(ld, e, "revoked.capsules", 64, &p->revoked_capsules,
+                           &p->nrevoked_capsules);
+        } else {
+            return lerr(ld, "unknown key \"revoked.%s\" (expected keys, serials, capsules)", k);
+        }
+        if (st != NVM_OK)
+            return st;
+    }
+    return NVM_OK;
+}
+
+static nvm_status load_paths(loader *ld, json_t *v, const char *key, bool pinned)
+{
+    nvm_policy *p = ld->p;
+    char why[NVM_WHY_MAX];
+    if (!json_is_array(v))
+        return lerr(ld, "key \"%s\": expected an array of file names", key);
+    size_t n = json_array_size(v);
+    if (pinned) {
+        free(p->pinned);
+        p->npinned = 0;
+        p->pinned = calloc(n ? n : 1, sizeof *p->pinned);
+        if (p->pinned == NULL)
+            return oom(ld);
+    } else {
+        if (p->roots != NULL)
+            nvm_certs_free(p->roots);
+        p->roots = NULL;
+        if (nvm_certs_new(&p->roots) != NVM_OK)
+            return oom(ld);
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e) || json_string_length(e) == 0)
+            return lerr(ld, "key \"%s[%zu]\": expected a file name", key, i);
+        char *path = resolve(ld, json_string_value(e));
+        if (path == NULL)
+            return oom(ld);
+        why[0] = '\0';
+        nvm_status st;
+        if (pinned) {
+            st = nvm_pubkey_read_pem(path, p->pinned[i], why);
+            if (st == NVM_OK)
+                p->npinned = i + 1;
+        } else {
+            size_t before = nvm_certs_count(p->roots);
+            st = nvm_certs_add_pem_file(p->roots, path, why);
+            if (st == NVM_OK && nvm_certs_count(p->roots) == before) {
+                snprintf(why, sizeof why, "no certificate in the file");
+                st = NVM_E_FORMAT;
+            }
+        }
+        if (st != NVM_OK) {
+            st = lerr(ld, "key \"%s[%zu]\": %s: %s", key, i, path,
+                      why[0] ? why : nvm_status_meaning(st));
+            free(path);
+            return st;
+        }
+        free(path);
+    }
+    return NVM_OK;
+}
+
+static nvm_status load_string_path(loader *ld, json_t *v, const char *key, char **out)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return lerr(ld, "key \"%s\": expected a non-empty path", key);
+    free(*out);
+    *out = resolve(ld, json_string_value(v));
+    return *out == NULL ? oom(ld) : NVM_OK;
+}
+
+static nvm_status load_top(loader *ld, json_t *root)
+{
+    nvm_policy *p = ld->p;
+    nvm_status st = NVM_OK;
+    if (!json_is_object(root))
+        return lerr(ld, "the policy must be a JSON object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v)
+    {
+        if (strcmp(k, "trust_roots") == 0) {
+            st = load_paths(ld, v, k, false);
+        } else if (strcmp(k, "pinned_keys") == 0) {
+            st = load_paths(ld, v, k, true);
+        } else if (strcmp(k, "revoked") == 0) {
+            st = load_revoked(ld, v);
+        } else if (strcmp(k, "min_level") == 0) {
+            int l = json_is_string(v) ? nvm_level_lookup(json_string_value(v)) : -1;
+            if (l <= NVM_LEVEL_REJECTED)
+                return lerr(ld, "key \"min_level\": expected one of trusted, verified, "
+                                "sandboxed, restricted");
+            p->min_level = (nvm_trust_level)l;
+        } else if (strcmp(k, "on_invalid_signature") == 0) {
+            const char *s = json_is_string(v) ? json_string_value(v) : "";
+            if (strcmp(s, "reject") == 0)
+                p->invalid_signature_sandbox = false;
+            else if (strcmp(s, "sandbox") == 0)
+                p->invalid_signature_sandbox = true;
+            else
+                return lerr(ld, "key \"on_invalid_signature\": expected \"reject\" or "
+                                "\"sandbox\"");
+        } else if (strcmp(k, "state_dir") == 0) {
+            st = load_string_path(ld, v, k, &p->state_dir);
+        } else if (strcmp(k, "audit_log") == 0) {
+            st = load_string_path(ld, v, k, &p->audit_log);
+        } else if (strcmp(k, "allow_tier_override") == 0) {
+            if (!json_is_boolean(v))
+                return lerr(ld, "key \"allow_tier_override\": expected true or false");
+            p->allow_tier_override = json_is_true(v);
+        } else if (strcmp(k, "levels") == 0) {
+            if (!json_is_object(v))
+                return lerr(ld, "key \"levels\": expected an object");
+            const char *lk;
+            json_t *lv;
+            json_object_foreach(v, lk, lv)
+            {
+                int l = nvm_level_lookup(lk);
+                if (l <= NVM_LEVEL_REJECTED)
+                    return lerr(ld,
+                                "unknown key \"levels.%s\" (expected trusted, verified, "
+                                "sandboxed, restricted)",
+                                lk);
+                st = load_level(ld, lk, lv, &p->levels[l]);
+                if (st != NVM_OK)
+                    return st;
+            }
+        } else {
+            return lerr(ld,
+                        "unknown key \"%s\" (expected trust_roots, pinned_keys, revoked, "
+                        "min_level, on_invalid_signature, state_dir, audit_log, "
+                        "allow_tier_override, levels)",
+                        k);
+        }
+        if (st != NVM_OK)
+            return st;
+    }
+    return NVM_OK;
+}
+
+nvm_status nvm_policy_load(const char *path, nvm_policy *out, nvm_error *err)
+{
+    nvm_policy_default(out);
+    if (path == NULL) {
+        if (access(NVM_POLICY_DEFAULT_PATH, F_OK) != 0)
+            return NVM_OK;
+        path = NVM_POLICY_DEFAULT_PATH;
+    }
+    loader ld = {out, err, path};
+    json_t *root = NULL;
+    nvm_status st;
+    out->path = xstrdup(path);
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        out->dir = xstrdup(".");
+    } else {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        out->dir = malloc(n + 1);
+        if (out->dir != NULL) {
+            memcpy(out->dir, path, n);
+            out->dir[n] = '\0';
+        }
+    }
+    if (out->path == NULL || out->dir == NULL) {
+        st = oom(&ld);
+        goto fail;
+    }
+    json_error_t jerr;
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        FILE *f = fopen(path, "rb");
+        if (f == NULL) {
+            st = lerr(&ld, "cannot open the policy: %s", strerror(errno));
+            goto fail;
+        }
+        fclose(f);
+        st = lerr(&ld, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        goto fail;
+    }
+    st = load_top(&ld, root);
+    if (st != NVM_OK)
+        goto fail;
+    json_decref(root);
+    return NVM_OK;
+fail:
+    json_decref(root);
+    nvm_policy_free(out);
+    return st;
+}
