@@ -303,41 +303,106 @@ int cmd_verify(int argc, char **argv)
 
 /* ---- run ---- */
 
-/* A capability the level does not grant: the call fails with NVM_E_DENIED, audited first. */
-typedef struct deny_ud {
-    trust_ctx *t;
-    const char *name;
-} deny_ud;
+/* ---- the host of a run: effective grant, deny rules, host limits, audit hook ---- */
 
-static nvm_status denied_cap(nvm_vm *vm, void *ud, const nvm_value *args, uint32_t argc,
-                             nvm_value *result)
+/* The audit hook: the run's identifying fields (base) followed by the host's, appended to the
+ * audit log. Invariant: base is NULL-terminated key/value pairs, at most 12 entries. */
+typedef struct host_audit {
+    nvm_audit *log;
+    const char *base[13];
+    bool failed;
+} host_audit;
+
+static nvm_status host_audit_hook(void *ud, const char *event, const char *const *fields)
 {
-    (void)args;
-    (void)argc;
-    (void)result;
-    deny_ud *du = ud;
-    const nvm_decision *d = &du->t->dec;
-    const char *f[] = {"capsule",     d->capsule_digest, "signer",
-                       d->signer_key, "level",           nvm_level_name(d->level),
-                       "capability",  du->name,          NULL};
-    if (audit(du->t, "cap.denied", f) != 0)
-        return nvm_cap_fail(vm, NVM_E_IO, "cannot write the audit log");
-    return nvm_cap_fail(vm, NVM_E_DENIED, "capability %s is not granted at level %s", du->name,
-                        nvm_level_name(d->level));
+    host_audit *ha = ud;
+    const char *f[64];
+    size_t n = 0;
+    for (size_t i = 0; ha->base[i] != NULL && n + 2 < 48; i += 2) {
+        f[n++] = ha->base[i];
+        f[n++] = ha->base[i + 1];
+    }
+    for (size_t i = 0; fields[i] != NULL && fields[i + 1] != NULL && n + 2 < 63; i += 2) {
+        f[n++] = fields[i];
+        f[n++] = fields[i + 1];
+    }
+    f[n] = NULL;
+    nvm_error err;
+    memset(&err, 0, sizeof err);
+    if (nvm_audit_append(ha->log, event, f, &err) != NVM_OK) {
+        if (!ha->failed)
+            fprintf(stderr, "nanovm: audit log: %s\n", err.message);
+        ha->failed = true;
+        return NVM_E_IO;
+    }
+    return NVM_OK;
 }
 
-/* True when a requested capability of the manifest, granted by the level, covers `name`
- * (the CAP_CALL name "type.action"). */
-static bool name_granted(const trust_ctx *t, const char *name)
+/* Host configuration from a level of the policy; wall_ms is given separately (the decision's
+ * for capsules, the level's for bare programs). */
+static void host_config_for(const nvm_policy *p, nvm_trust_level l, int64_t wall_ms, host_audit *ha,
+                            const char *const *args, uint32_t nargs, const char *identity,
+                            nvm_host_config *hc)
 {
+    const nvm_host_limits *hl = &p->levels[l].host;
+    nvm_host_config_init(hc);
+    hc->args = args;
+    hc->nargs = nargs;
+    hc->max_read_bytes = hl->read_bytes;
+    hc->max_write_bytes = hl->write_bytes;
+    hc->max_handles = hl->handles;
+    hc->max_connections = hl->connections;
+    hc->wall_ms = wall_ms;
+    hc->state_dir = p->state_dir;
+    hc->identity = identity;
+    hc->audit_pure_calls = p->audit_pure_calls;
+    hc->audit = host_audit_hook;
+    hc->audit_ud = ha;
+}
+
+/* Deny rules of the level; 0 or an exit status after printing why. */
+static int add_deny_rules(nvm_host *h, const nvm_level_policy *lp)
+{
+    nvm_error err;
+    memset(&err, 0, sizeof err);
+    for (size_t i = 0; i < lp->ndeny; i++)
+        if (nvm_host_deny_rule(h, lp->deny[i], &err) != NVM_OK) {
+            fprintf(stderr, "nanovm: deny rule %s: %s\n", lp->deny[i], err.message);
+            return nvm_status_exit_code(err.status);
+        }
+    return 0;
+}
+
+/* The capsule's effective grant: manifest-requested capabilities that the level's ceiling
+ * covers and no deny rule covers entirely. Each refused one is named on stderr and audited. */
+static int capsule_grants(trust_ctx *t, nvm_host *h)
+{
+    const nvm_decision *d = &t->dec;
+    nvm_error err;
     for (size_t i = 0; i < t->man.ncaps; i++) {
         const nvm_capreq *c = &t->man.caps[i];
-        char ta[80];
-        snprintf(ta, sizeof ta, "%s.%s", c->type, c->action);
-        if (strcmp(ta, name) == 0 && cap_granted(t, c))
-            return true;
+        const char *why = NULL;
+        memset(&err, 0, sizeof err);
+        if (!cap_granted(t, c))
+            why = "not within the level's ceiling";
+        else if (nvm_host_grant(h, c->text, &err) != NVM_OK)
+            why = err.message;
+        if (why == NULL)
+            continue;
+        fflush(stdout);
+        fprintf(stderr, "nanovm: %s: capability %s refused at level %s: %s\n", t->file, c->text,
+                nvm_level_name(d->level), why);
+        const char *f[] = {"capsule",    d->capsule_digest,
+                           "signer",     d->signer_key,
+                           "level",      nvm_level_name(d->level),
+                           "capability", c->text,
+                           "reason",     why,
+                           NULL};
+        int rc = audit(t, "cap.refused", f);
+        if (rc)
+            return rc;
     }
-    return false;
+    return add_deny_rules(h, &t->policy.levels[d->level]);
 }
 
 static int64_t lower(int64_t policy_v, int64_t cli_v, bool cli_set)
@@ -376,10 +441,12 @@ static const char *limit_name(nvm_status st)
 }
 
 int run_capsule(const char *file, const nvm_config *cfg_from_cli, const char *policy_path,
-                const char *audit_path, const char *tier_from_cli)
+                const char *audit_path, const char *tier_from_cli, const char *const *args,
+                uint32_t nargs)
 {
     trust_ctx *t = calloc(1, sizeof *t);
-    deny_ud *dus = NULL;
+    nvm_host *host = NULL;
+    host_audit ha;
     nvm_module *m = NULL;
     nvm_vm *vm = NULL;
     nvm_error err;
@@ -445,18 +512,25 @@ int run_capsule(const char *file, const nvm_config *cfg_from_cli, const char *po
         rc = nvm_status_exit_code(st);
         goto done;
     }
-    st = nvm_host_register_stdio(vm);
-    uint32_t ncap = nvm_module_cap_count(m);
-    dus = calloc(ncap ? ncap : 1, sizeof *dus);
-    if (dus == NULL)
-        st = NVM_E_INTERNAL;
-    for (uint32_t i = 0; st == NVM_OK && i < ncap; i++) {
-        const char *name = nvm_module_cap_name(m, i);
-        if (name_granted(t, name))
-            continue;
-        dus[i] = (deny_ud){t, name};
-        st = nvm_vm_register_cap(vm, name, NVM_VARIADIC, denied_cap, &dus[i]);
+    char identity[sizeof t->man.name + 2 * NVM_SHA256_LEN + 16];
+    snprintf(identity, sizeof identity, "%s/%s", t->man.name,
+             d->signer_key[0] ? d->signer_key : "unsigned");
+    memset(&ha, 0, sizeof ha);
+    ha.log = t->audit;
+    const char *base[] = {"capsule", d->capsule_digest,        "signer", d->signer_key,
+                          "level",   nvm_level_name(d->level), NULL};
+    memcpy(ha.base, base, sizeof base);
+    nvm_host_config hc;
+    host_config_for(&t->policy, d->level, d->limits.wall_ms, &ha, args, nargs, identity, &hc);
+    st = nvm_host_new(&hc, &host, &err);
+    if (st != NVM_OK) {
+        perr(file, &err);
+        rc = nvm_status_exit_code(st);
+        goto done;
     }
+    if ((rc = capsule_grants(t, host)) != 0)
+        goto done;
+    st = nvm_host_install(host, vm);
     if (st == NVM_OK)
         st = nvm_vm_load(vm, m);
     if (st == NVM_OK) {
@@ -498,10 +572,155 @@ int run_capsule(const char *file, const nvm_config *cfg_from_cli, const char *po
     rc = 0;
 done:
     nvm_vm_free(vm);
+    nvm_host_free(host);
     nvm_module_free(m);
-    free(dus);
     ctx_free(t);
     free(t);
+    return rc;
+}
+
+/* ---- bare programs: unsigned, so sandboxed ---- */
+
+/* Types a bare program gets from the sandboxed ceiling without asking: they reach nothing
+ * outside the process but its own streams and clocks. The rest (fs, net, env, kv) only through
+ * --allow. */
+static const char *const ambient_types[] = {"io", "args", "time", "random", NULL};
+
+static bool ambient_pattern(const char *p, char *grant, size_t glen, size_t which)
+{
+    const char *t = ambient_types[which];
+    size_t tl = strlen(t);
+    if (strcmp(p, "*") == 0) {
+        snprintf(grant, glen, "%s.*", t);
+        return true;
+    }
+    if (strncmp(p, t, tl) == 0 && p[tl] == '.') {
+        snprintf(grant, glen, "%s", p);
+        return true;
+    }
+    return false;
+}
+
+int run_bare(const char *file, nvm_module *m, const nvm_config *cfg, const char *policy_path,
+             const char *audit_path, const char *const *allows, size_t nallow,
+             const char *const *args, uint32_t nargs)
+{
+    nvm_policy policy;
+    bool policy_ok = false;
+    nvm_audit *log = NULL;
+    nvm_host *host = NULL;
+    nvm_vm *vm = NULL;
+    nvm_error err;
+    host_audit ha;
+    int rc = 0;
+    memset(&err, 0, sizeof err);
+    memset(&ha, 0, sizeof ha);
+    nvm_status st = nvm_policy_load(policy_path, &policy, &err);
+    if (st != NVM_OK) {
+        perr(policy_path ? policy_path : NVM_POLICY_DEFAULT_PATH, &err);
+        return nvm_status_exit_code(st);
+    }
+    policy_ok = true;
+    const char *logpath = audit_path ? audit_path : policy.audit_log;
+    st = nvm_audit_open(logpath, policy.state_dir, &log, &err);
+    if (st != NVM_OK) {
+        perr(logpath, &err);
+        rc = nvm_status_exit_code(st);
+        goto done;
+    }
+    const nvm_trust_level level = NVM_LEVEL_SANDBOXED;
+    const nvm_level_policy *lp = &policy.levels[level];
+    ha.log = log;
+    const char *base[] = {"file", file, "level", nvm_level_name(level), NULL};
+    memcpy(ha.base, base, sizeof base);
+    char identity[1100];
+    snprintf(identity, sizeof identity, "%s/unsigned", file);
+    nvm_host_config hc;
+    host_config_for(&policy, level, lp->limits.wall_ms, &ha, args, nargs, identity, &hc);
+    st = nvm_host_new(&hc, &host, &err);
+    if (st != NVM_OK) {
+        perr(file, &err);
+        rc = nvm_status_exit_code(st);
+        goto done;
+    }
+    for (size_t w = 0; ambient_types[w] != NULL; w++)
+        for (size_t i = 0; i < lp->ncaps; i++) {
+            char g[600];
+            if (ambient_pattern(lp->caps[i], g, sizeof g, w) &&
+                nvm_host_grant(host, g, &err) != NVM_OK) {
+                perr(policy.path ? policy.path : "policy", &err);
+                rc = nvm_status_exit_code(err.status);
+                goto done;
+            }
+        }
+    for (size_t i = 0; i < nallow; i++) {
+        nvm_capreq c;
+        char why[NVM_ERROR_MESSAGE_MAX];
+        if (nvm_capreq_parse(allows[i], &c, why, sizeof why) != NVM_OK) {
+            fprintf(stderr, "nanovm: --allow: %s\n(run 'nanovm --help' for usage)\n", why);
+            rc = EXIT_USAGE_T;
+            goto done;
+        }
+        if (!nvm_level_allows(&policy, level, &c)) {
+            fprintf(stderr,
+                    "nanovm: --allow %s: refused: not within the sandboxed ceiling of the "
+                    "policy%s%s\n",
+                    allows[i], policy.path ? " " : " (built-in default)",
+                    policy.path ? policy.path : "");
+            const char *f[] = {
+                "file",       file,      "level",  "sandboxed",
+                "capability", allows[i], "reason", "--allow beyond the sandboxed ceiling",
+                NULL};
+            nvm_audit_append(log, "cap.refused", f, &err);
+            rc = EXIT_REJECTED;
+            goto done;
+        }
+        if (nvm_host_grant(host, allows[i], &err) != NVM_OK) {
+            fprintf(stderr, "nanovm: --allow %s: %s\n", allows[i], err.message);
+            rc = EXIT_USAGE_T;
+            goto done;
+        }
+    }
+    if ((rc = add_deny_rules(host, lp)) != 0)
+        goto done;
+    st = nvm_vm_new(cfg, &vm);
+    if (st != NVM_OK) {
+        fprintf(stderr, "nanovm: cannot create a VM: %s\n", nvm_status_meaning(st));
+        rc = nvm_status_exit_code(st);
+        goto done;
+    }
+    st = nvm_host_install(host, vm);
+    if (st == NVM_OK)
+        st = nvm_vm_load(vm, m);
+    if (st == NVM_OK) {
+        const char *sf[] = {"file", file, "level", "sandboxed", NULL};
+        if (nvm_audit_append(log, "run.start", sf, &err) != NVM_OK) {
+            perr(logpath, &err);
+            rc = nvm_status_exit_code(err.status);
+            goto done;
+        }
+        st = nvm_vm_run(vm);
+        fflush(stdout);
+        char status[32], code[16];
+        snprintf(status, sizeof status, "%s", nvm_status_name(st));
+        snprintf(code, sizeof code, "%d", nvm_status_exit_code(st));
+        const char *ef[] = {"file", file,   "level", "sandboxed", "status",
+                            status, "exit", code,    NULL};
+        if (nvm_audit_append(log, "run.end", ef, &err) != NVM_OK) {
+            perr(logpath, &err);
+            rc = nvm_status_exit_code(err.status);
+            goto done;
+        }
+    }
+    if (st != NVM_OK)
+        print_error(nvm_vm_error(vm), file);
+    rc = nvm_status_exit_code(st);
+done:
+    nvm_vm_free(vm);
+    nvm_host_free(host);
+    nvm_audit_close(log);
+    if (policy_ok)
+        nvm_policy_free(&policy);
     return rc;
 }
 

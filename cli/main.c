@@ -23,10 +23,14 @@ static const char usage_text[] =
     "      --max-depth N          call frames (default 100000)\n"
     "      --gc-stress            collect garbage at every allocation (testing)\n"
     "      --fail-alloc N         make the Nth allocation fail (testing)\n"
-    "      --policy P             trust policy for a capsule (default /etc/nanovm/policy.json)\n"
-    "      --audit FILE           audit log for a capsule run (overrides the policy's)\n"
+    "      --policy P             trust policy (default /etc/nanovm/policy.json)\n"
+    "      --audit FILE           audit log of the run (overrides the policy's)\n"
+    "      --allow CAP            grant a capability to a bare program, e.g.\n"
+    "                             'fs.read:/srv/data/**' (repeatable; within the policy's\n"
+    "                             sandboxed ceiling, else exit 4; docs/capabilities.md)\n"
     "                             a capsule (.cap) is assessed first: exit 4 when rejected;\n"
-    "                             its level's limits apply, the options above only lower them\n"
+    "                             its level's limits apply, the options above only lower them;\n"
+    "                             a bare program runs at the sandboxed level\n"
     "  asm [--strip] FILE -o OUT.nvmb      assemble CASM text or JSON IR into a bytecode module\n"
     "                                      (--strip: without source lines)\n"
     "  disasm FILE                         print a module (any input format) as CASM text\n"
@@ -102,7 +106,7 @@ oom:
     return nvm_status_exit_code(NVM_E_INTERNAL);
 }
 
-static void print_error(const nvm_error *err, const char *fallback_file)
+void print_error(const nvm_error *err, const char *fallback_file)
 {
     fflush(stdout);
     const char *file = err->file[0] ? err->file : fallback_file;
@@ -151,9 +155,12 @@ static int parse_u64(const char *s, uint64_t *out, int allow_suffix)
     uint64_t mul = 1;
     if (allow_suffix && *end) {
         switch (*end) {
-        case 'k': case 'K': mul = 1024ull; break;
-        case 'm': case 'M': mul = 1024ull * 1024; break;
-        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        case 'k':
+        case 'K': mul = 1024ull; break;
+        case 'm':
+        case 'M': mul = 1024ull * 1024; break;
+        case 'g':
+        case 'G': mul = 1024ull * 1024 * 1024; break;
         default: return -1;
         }
         end++;
@@ -170,6 +177,11 @@ static int cmd_run(int argc, char **argv)
     nvm_config_init(&cfg);
     const char *file = NULL;
     const char *policy = NULL, *audit_log = NULL, *tier = NULL;
+    const char **allows = calloc((size_t)argc + 1, sizeof *allows);
+    size_t nallow = 0;
+    int rc = 0;
+    if (allows == NULL)
+        return nvm_status_exit_code(NVM_E_INTERNAL);
     int i = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -187,76 +199,98 @@ static int cmd_run(int argc, char **argv)
         if (file != NULL)
             break; /* options after FILE belong to the program */
         if (strcmp(a, "--tier") == 0) {
-            if (++i >= argc)
-                return usage_error("%s needs a value", a);
+            if (++i >= argc) {
+                rc = usage_error("%s needs a value", a);
+                goto out;
+            }
             if (strcmp(argv[i], "interp") != 0 && strcmp(argv[i], "auto") != 0) {
                 if (strcmp(argv[i], "jit") == 0 || strcmp(argv[i], "aot") == 0 ||
-                    strcmp(argv[i], "wasm") == 0)
-                    return usage_error("tier '%s' is not available in this build", argv[i]);
-                return usage_error("unknown tier '%s' (expected interp or auto)", argv[i]);
+                    strcmp(argv[i], "wasm") == 0) {
+                    rc = usage_error("tier '%s' is not available in this build", argv[i]);
+                    goto out;
+                }
+                {
+                    rc = usage_error("unknown tier '%s' (expected interp or auto)", argv[i]);
+                    goto out;
+                }
             }
             tier = argv[i];
         } else if (strcmp(a, "--policy") == 0 || strcmp(a, "--audit") == 0) {
-            if (++i >= argc)
-                return usage_error("%s needs a file name", a);
+            if (++i >= argc) {
+                rc = usage_error("%s needs a file name", a);
+                goto out;
+            }
             *(a[2] == 'p' ? &policy : &audit_log) = argv[i];
+        } else if (strcmp(a, "--allow") == 0) {
+            if (++i >= argc) {
+                rc = usage_error("%s needs a capability", a);
+                goto out;
+            }
+            allows[nallow++] = argv[i];
         } else if (strcmp(a, "--gas") == 0) {
-            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v > INT64_MAX)
-                return usage_error("--gas needs a non-negative integer%s", "");
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v > INT64_MAX) {
+                rc = usage_error("--gas needs a non-negative integer%s", "");
+                goto out;
+            }
             cfg.gas = (int64_t)v;
         } else if (strcmp(a, "--max-memory") == 0) {
-            if (++i >= argc || parse_u64(argv[i], &v, 1) != 0 || v == 0 || v > SIZE_MAX)
-                return usage_error("--max-memory needs a positive size like 64M%s", "");
+            if (++i >= argc || parse_u64(argv[i], &v, 1) != 0 || v == 0 || v > SIZE_MAX) {
+                rc = usage_error("--max-memory needs a positive size like 64M%s", "");
+                goto out;
+            }
             cfg.max_memory = (size_t)v;
         } else if (strcmp(a, "--max-stack") == 0) {
-            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0 || v > UINT32_MAX)
-                return usage_error("--max-stack needs a positive integer%s", "");
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0 || v > UINT32_MAX) {
+                rc = usage_error("--max-stack needs a positive integer%s", "");
+                goto out;
+            }
             cfg.max_stack = (uint32_t)v;
         } else if (strcmp(a, "--max-depth") == 0) {
-            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0 || v > UINT32_MAX)
-                return usage_error("--max-depth needs a positive integer%s", "");
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0 || v > UINT32_MAX) {
+                rc = usage_error("--max-depth needs a positive integer%s", "");
+                goto out;
+            }
             cfg.max_depth = (uint32_t)v;
         } else if (strcmp(a, "--gc-stress") == 0) {
             cfg.gc_stress = true;
         } else if (strcmp(a, "--fail-alloc") == 0) {
-            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0)
-                return usage_error("--fail-alloc needs a positive integer%s", "");
+            if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0) {
+                rc = usage_error("--fail-alloc needs a positive integer%s", "");
+                goto out;
+            }
             cfg.fail_alloc_at = v;
         } else {
-            return usage_error("unknown option '%s' for run", a);
+            {
+                rc = usage_error("unknown option '%s' for run", a);
+                goto out;
+            }
         }
     }
     if (file == NULL && i < argc)
         file = argv[i++];
-    if (file == NULL)
-        return usage_error("run needs a FILE%s", "");
-    if (is_capsule_file(file))
-        return run_capsule(file, &cfg, policy, audit_log, tier);
-    if (policy != NULL || audit_log != NULL)
-        return usage_error("--policy and --audit apply to capsules; %s is not one", file);
-
-    nvm_module *m = NULL;
-    int rc = load_module(&cfg, file, &m);
-    if (rc != 0)
-        return rc;
-    nvm_vm *vm = NULL;
-    nvm_status st = nvm_vm_new(&cfg, &vm);
-    if (st != NVM_OK) {
-        nvm_module_free(m);
-        fprintf(stderr, "nanovm: cannot create a VM: %s\n", nvm_status_meaning(st));
-        return nvm_status_exit_code(st);
+    if (file == NULL) {
+        rc = usage_error("run needs a FILE%s", "");
+        goto out;
     }
-    st = nvm_host_register_stdio(vm);
-    if (st == NVM_OK)
-        st = nvm_vm_load(vm, m);
-    if (st == NVM_OK)
-        st = nvm_vm_run(vm);
-    fflush(stdout);
-    if (st != NVM_OK)
-        print_error(nvm_vm_error(vm), file);
-    nvm_vm_free(vm);
+    const char *const *args = (const char *const *)argv + i;
+    uint32_t nargs = (uint32_t)(argc - i);
+    if (is_capsule_file(file)) {
+        if (nallow > 0)
+            rc = usage_error("--allow applies to bare programs; the capsule %s requests its "
+                             "capabilities in its manifest",
+                             file);
+        else
+            rc = run_capsule(file, &cfg, policy, audit_log, tier, args, nargs);
+        goto out;
+    }
+    nvm_module *m = NULL;
+    rc = load_module(&cfg, file, &m);
+    if (rc == 0)
+        rc = run_bare(file, m, &cfg, policy, audit_log, allows, nallow, args, nargs);
     nvm_module_free(m);
-    return nvm_status_exit_code(st);
+out:
+    free(allows);
+    return rc;
 }
 
 static int cmd_asm(int argc, char **argv)

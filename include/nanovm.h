@@ -99,6 +99,10 @@ typedef struct nvm_config {
     uint32_t max_depth;       /* call frames; default 100,000 */
     bool gc_stress;           /* collect at every allocation (tests) */
     uint64_t fail_alloc_at;   /* make the Nth allocation fail, 1-based; 0 = never (tests) */
+    /* Called by the interpreter about every 65,536 executed instructions (NULL: never); a
+     * non-OK return (e.g. NVM_E_TIME for a wall-time limit) ends the run with that status. */
+    nvm_status (*interrupt)(void *ud);
+    void *interrupt_ud;
 } nvm_config;
 
 /* Fills *cfg with the documented defaults. */
@@ -192,6 +196,64 @@ nvm_status nvm_value_new_str(nvm_vm *vm, const char *s, size_t len, nvm_value *o
  * describe a block from the VM allocator; free it with nvm_vm_free_buffer. */
 nvm_status nvm_value_format(nvm_vm *vm, nvm_value v, char **buf, size_t *len, size_t *cap);
 void nvm_vm_free_buffer(nvm_vm *vm, char *buf, size_t cap);
+
+/* ---- building and reading arrays and maps inside a capability call ----
+ * A value created here is not reachable from the program until the capability returns it (or
+ * stores it in a reachable container): any later allocation may collect it. Either insert it
+ * into a rooted container right away, or keep it with nvm_value_root and release it with
+ * nvm_value_unroot (roots are a stack: unroot pops the n most recent). Map keys are str or int.
+ * Failures are NVM_E_MEMORY, or NVM_E_PROGRAM for a wrong type (recorded on the VM). */
+nvm_status nvm_value_new_array(nvm_vm *vm, nvm_value *out);
+nvm_status nvm_array_push_value(nvm_vm *vm, nvm_value arr, nvm_value v);
+nvm_status nvm_value_new_map(nvm_vm *vm, nvm_value *out);
+nvm_status nvm_map_set_value(nvm_vm *vm, nvm_value map, nvm_value key, nvm_value v);
+nvm_status nvm_value_root(nvm_vm *vm, nvm_value v);
+void nvm_value_unroot(nvm_vm *vm, uint32_t n);
+/* Readers: 0 / null for a value of another type or an index out of range. */
+uint32_t nvm_value_array_len(nvm_vm *vm, nvm_value arr);
+nvm_value nvm_value_array_get(nvm_vm *vm, nvm_value arr, uint32_t i);
+uint32_t nvm_value_map_len(nvm_vm *vm, nvm_value map);
+/* Live entries in insertion order: start with *pos = 0; false when there are no more. */
+bool nvm_value_map_entry(nvm_vm *vm, nvm_value map, uint32_t *pos, nvm_value *key,
+                         nvm_value *val);
+
+/* ---- the host layer: capabilities mediated by grants (docs/capabilities.md) ----
+ * An nvm_host holds the effective grant of one run (capability strings "type.action" or
+ * "type.action:scope", e.g. "fs.read:/srv/data/report.txt"), deny rules, per-run limits, the audit hook
+ * and open handles. nvm_host_install registers every host capability on a VM; each call is
+ * checked against the grant, audited, and denied calls fail with NVM_E_DENIED (catchable). */
+typedef struct nvm_host nvm_host;
+
+/* Audit hook: one record per security event. `fields` is a NULL-terminated list of key, value
+ * strings. Return NVM_OK, or a failure status, in which case the action does not happen. */
+typedef nvm_status (*nvm_audit_fn)(void *ud, const char *event, const char *const *fields);
+
+typedef struct nvm_host_config {
+    const char *const *args;  /* the program's own arguments (args.get), borrowed during new */
+    uint32_t nargs;
+    int64_t max_read_bytes;   /* per run, < 0 unlimited (default) */
+    int64_t max_write_bytes;
+    int64_t max_handles;
+    int64_t max_connections;
+    int64_t wall_ms;          /* wall-time limit of the run, < 0 unlimited */
+    const char *state_dir;    /* kv.* storage lives here (kv.sqlite); NULL: kv unavailable */
+    const char *identity;     /* kv namespace owner: capsule name + signer */
+    bool audit_pure_calls;    /* also audit allowed calls without side effects */
+    nvm_audit_fn audit;       /* may be NULL */
+    void *audit_ud;
+} nvm_host_config;
+
+void nvm_host_config_init(nvm_host_config *cfg);
+nvm_status nvm_host_new(const nvm_host_config *cfg, nvm_host **out, nvm_error *err);
+/* Grant one capability string; fs grants open their directory now (NVM_E_FORMAT for a malformed
+ * string, NVM_E_IO when the directory cannot be opened). */
+nvm_status nvm_host_grant(nvm_host *h, const char *capability, nvm_error *err);
+/* A deny rule overrides any grant. */
+nvm_status nvm_host_deny_rule(nvm_host *h, const char *pattern, nvm_error *err);
+/* Register every host capability (io, fs, env, args, time, random, crypto, json, net, kv) on vm.
+ * The host must outlive the VM's runs. */
+nvm_status nvm_host_install(nvm_host *h, nvm_vm *vm);
+void nvm_host_free(nvm_host *h);
 
 /* Standard streams capabilities for a host that wants them: io.print (stdout, joins its
  * arguments and adds a newline, written as produced) and io.read (one line from stdin without

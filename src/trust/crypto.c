@@ -18,6 +18,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -70,6 +71,23 @@ static void why_openssl(char *why, const char *what)
 void nvm_sha256(const void *data, size_t len, uint8_t out[NVM_SHA256_LEN])
 {
     nvm_sha256_2(NULL, 0, data, len, out);
+}
+
+nvm_status nvm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                           uint8_t out[NVM_SHA256_LEN])
+{
+    static const uint8_t empty = 0;
+    unsigned int n = 0;
+    if (keylen > (size_t)INT32_MAX)
+        return NVM_E_INTERNAL;
+    /* HMAC() treats a NULL key as "reuse the previous one": always pass a real pointer */
+    uint8_t *r = HMAC(EVP_sha256(), keylen > 0 ? key : &empty, (int)keylen,
+                      msglen > 0 ? msg : &empty, msglen, out, &n);
+    if (r == NULL || n != NVM_SHA256_LEN) {
+        ERR_clear_error();
+        return NVM_E_INTERNAL;
+    }
+    return NVM_OK;
 }
 
 void nvm_sha256_2(const void *a, size_t alen, const void *b, size_t blen,

@@ -15,13 +15,16 @@
 #define NVM_SHA256_LEN 32
 #define NVM_WHY_MAX 256
 
-typedef struct nvm_key nvm_key;           /* an Ed25519 private key */
-typedef struct nvm_certs nvm_certs;       /* an ordered list of X.509 certificates */
+typedef struct nvm_key nvm_key;     /* an Ed25519 private key */
+typedef struct nvm_certs nvm_certs; /* an ordered list of X.509 certificates */
 
 /* SHA-256 of one buffer, and of a domain-separation label followed by a buffer. */
 void nvm_sha256(const void *data, size_t len, uint8_t out[NVM_SHA256_LEN]);
 void nvm_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
                   uint8_t out[NVM_SHA256_LEN]);
+/* HMAC-SHA-256 (RFC 2104) of msg under key; NVM_E_INTERNAL only when OpenSSL fails. */
+nvm_status nvm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                           uint8_t out[NVM_SHA256_LEN]);
 /* Lower-case hex of a buffer into out (2*len+1 bytes). */
 void nvm_hex(const uint8_t *data, size_t len, char *out);
 
@@ -70,8 +73,8 @@ void nvm_certs_free(nvm_certs *c);
  * On failure NVM_E_TRUST with the reason. */
 nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
                             const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
-                            const char *const *revoked_serials, size_t nrevoked,
-                            size_t *path_len, char *why);
+                            const char *const *revoked_serials, size_t nrevoked, size_t *path_len,
+                            char *why);
 
 /* Cryptographically secure random bytes. */
 nvm_status nvm_random_bytes(uint8_t *out, size_t len);

@@ -68,6 +68,33 @@ static int ident_ok(const char *s, size_t n)
     return 1;
 }
 
+/* Per-type scope grammar (docs/capabilities.md): fs scopes are absolute paths without "." or
+ * ".." segments; net scopes are host:port with a numeric or '*' port. */
+static bool scope_ok(const char *type, const char *scope, const char **what)
+{
+    if (strcmp(type, "fs") == 0) {
+        *what = "an fs scope must be an absolute path pattern without . or .. segments";
+        if (scope[0] != '/')
+            return false;
+        for (const char *p = scope; *p; p++)
+            if (p[0] == '/' && p[1] == '.' &&
+                (p[2] == '/' || p[2] == '\0' || (p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+                return false;
+        return true;
+    }
+    if (strcmp(type, "net") == 0) {
+        *what = "a net scope must be host:port (port a number or *)";
+        const char *colon = strrchr(scope, ':');
+        if (colon == NULL || colon == scope || colon[1] == '\0')
+            return false;
+        if (strcmp(colon + 1, "*") == 0)
+            return true;
+        size_t digits = strspn(colon + 1, "0123456789");
+        return digits == strlen(colon + 1) && digits <= 5 && atol(colon + 1) <= 65535;
+    }
+    return true;
+}
+
 nvm_status nvm_capreq_parse(const char *s, nvm_capreq *out, char *why, size_t whylen)
 {
     memset(out, 0, sizeof *out);
@@ -119,6 +146,15 @@ nvm_status nvm_capreq_parse(const char *s, nvm_capreq *out, char *why, size_t wh
             }
         }
         memcpy(out->scope, colon + 1, slen);
+        const char *what = "";
+        char type[32];
+        memcpy(type, s, tlen);
+        type[tlen] = '\0';
+        if (!scope_ok(type, out->scope, &what)) {
+            why_set(why, whylen, "capability \"%s\": %s", s, what);
+            memset(out, 0, sizeof *out);
+            return NVM_E_FORMAT;
+        }
     }
     memcpy(out->type, s, tlen);
     memcpy(out->action, dot + 1, alen);

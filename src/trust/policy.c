@@ -32,20 +32,26 @@ int nvm_level_lookup(const char *s)
 
 /* Built-in level defaults (docs/policy.md). A NULL-terminated pattern list per level. */
 static const char *const default_caps_all[] = {"*", NULL};
-static const char *const default_caps_sandboxed[] = {"io.print", "io.read", NULL};
+static const char *const default_caps_sandboxed[] = {"io.print", "io.eprint", "io.read", "args.get",
+                                                     "time.*",   "random.*",  NULL};
 static const char *const default_caps_restricted[] = {"io.print", NULL};
 
 typedef struct level_default {
     const char *const *caps;
     nvm_limits limits;
+    nvm_host_limits host;
 } level_default;
 
 static const level_default level_defaults[NVM_LEVEL_COUNT] = {
-    [NVM_LEVEL_REJECTED] = {NULL, {-1, -1, -1, -1}},
-    [NVM_LEVEL_RESTRICTED] = {default_caps_restricted, {100000000, 64ll * 1024 * 1024, 65536, -1}},
-    [NVM_LEVEL_SANDBOXED] = {default_caps_sandboxed, {1000000000, 256ll * 1024 * 1024, 262144, -1}},
-    [NVM_LEVEL_VERIFIED] = {default_caps_all, {-1, -1, -1, -1}},
-    [NVM_LEVEL_TRUSTED] = {default_caps_all, {-1, -1, -1, -1}},
+    [NVM_LEVEL_REJECTED] = {NULL, {-1, -1, -1, -1}, {-1, -1, -1, -1}},
+    [NVM_LEVEL_RESTRICTED] = {default_caps_restricted,
+                              {100000000, 64ll * 1024 * 1024, 65536, -1},
+                              {64ll * 1024 * 1024, 16ll * 1024 * 1024, 16, 4}},
+    [NVM_LEVEL_SANDBOXED] = {default_caps_sandboxed,
+                             {1000000000, 256ll * 1024 * 1024, 262144, -1},
+                             {256ll * 1024 * 1024, 64ll * 1024 * 1024, 64, 16}},
+    [NVM_LEVEL_VERIFIED] = {default_caps_all, {-1, -1, -1, -1}, {-1, -1, -1, -1}},
+    [NVM_LEVEL_TRUSTED] = {default_caps_all, {-1, -1, -1, -1}, {-1, -1, -1, -1}},
 };
 
 static void free_strv(char **v, size_t n)
@@ -96,6 +102,7 @@ static void level_default_init(nvm_level_policy *lp, int level)
     memset(lp, 0, sizeof *lp);
     set_default_caps(lp, level_defaults[level].caps);
     lp->limits = level_defaults[level].limits;
+    lp->host = level_defaults[level].host;
     snprintf(lp->tier, sizeof lp->tier, "auto");
 }
 
@@ -130,19 +137,210 @@ void nvm_policy_free(nvm_policy *p)
     memset(p, 0, sizeof *p);
 }
 
-/* ---- capability patterns ---- */
+/* ---- capability scopes ---- */
 
-/* "*" covers everything; "type.*" every action of a type; "type.action" every scope of that
- * type.action; anything else must equal the capability string exactly. */
+/* Glob tokens: a literal byte (0..255), or one of the wildcards. */
+enum { TOK_STAR = 256, TOK_DSTAR = 257 };
+
+/* Tokenizes s into *out (malloc'ed); wildcards are literal when `wild` is false. */
+static int *tokenize(const char *s, bool wild, size_t *n)
+{
+    size_t len = strlen(s);
+    int *t = malloc((len ? len : 1) * sizeof *t);
+    if (t == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (wild && s[i] == '*') {
+            if (s[i + 1] == '*') {
+                t[k++] = TOK_DSTAR;
+                while (s[i + 1] == '*')
+                    i++;
+            } else {
+                t[k++] = TOK_STAR;
+            }
+        } else {
+            t[k++] = (unsigned char)s[i];
+        }
+    }
+    *n = k;
+    return t;
+}
+
+/* May pattern token `pt` (a wildcard) consume text token `tt`? */
+static bool wild_eats(int pt, int tt, char sep)
+{
+    if (pt == TOK_DSTAR || sep == '\0')
+        return true;
+    return tt == TOK_STAR || (tt < 256 && tt != (unsigned char)sep);
+}
+
+/* Dynamic programming over (pattern prefix, text prefix): O(n*m) time, O(m) space, no
+ * backtracking blow-up whatever the number of wildcards. */
+static bool glob_tokens(const char *pattern, const char *text, char sep, bool text_wild)
+{
+    size_t np = 0, nt = 0;
+    int *p = tokenize(pattern, true, &np);
+    int *t = tokenize(text, text_wild, &nt);
+    bool *prev = calloc(nt + 1, sizeof *prev), *cur = calloc(nt + 1, sizeof *cur);
+    bool ok = false;
+    if (p == NULL || t == NULL || prev == NULL || cur == NULL)
+        goto done; /* fail closed */
+    prev[0] = true;
+    for (size_t i = 0; i < np; i++) {
+        int pt = p[i];
+        bool wild = pt == TOK_STAR || pt == TOK_DSTAR;
+        cur[0] = wild && prev[0];
+        for (size_t j = 1; j <= nt; j++) {
+            int tt = t[j - 1];
+            if (wild)
+                cur[j] = prev[j] || (cur[j - 1] && wild_eats(pt, tt, sep));
+            else
+                cur[j] = prev[j - 1] && tt == pt;
+        }
+        bool *sw = prev;
+        prev = cur;
+        cur = sw;
+    }
+    ok = prev[nt];
+done:
+    free(p);
+    free(t);
+    free(prev);
+    free(cur);
+    return ok;
+}
+
+bool nvm_glob_match_sep(const char *pattern, const char *text, char sep)
+{
+    return glob_tokens(pattern, text, sep, false);
+}
+
+/* An fs pattern without its trailing "**" segment and its slash (the directory itself), or
+ * NULL when it does not end so. */
+static char *fs_dir_of(const char *pattern)
+{
+    size_t n = strlen(pattern);
+    if (n < 3 || strcmp(pattern + n - 3, "/**") != 0)
+        return NULL;
+    char *d = malloc(n - 2);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, pattern, n - 3);
+    d[n - 3] = '\0';
+    if (d[0] == '\0') {
+        d[0] = '/';
+        d[1] = '\0';
+    }
+    return d;
+}
+
+/* Splits "host:port" / "[v6]:port" into host (brackets removed) and port. */
+static bool split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s)
+        return false;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hl < 2 || s[hl - 1] != ']')
+            return false;
+        h = s + 1;
+        hl -= 2;
+    }
+    size_t pl = strlen(colon + 1);
+    if (hl == 0 || hl >= hostlen || pl == 0 || pl >= portlen)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(port, colon + 1, pl + 1);
+    return true;
+}
+
+static bool scope_check(const char *type, const char *scope, const char *arg, bool covers)
+{
+    if (scope == NULL || scope[0] == '\0')
+        return true;
+    if (arg == NULL)
+        return false;
+    if (strcmp(type, "fs") == 0) {
+        if (glob_tokens(scope, arg, '/', covers))
+            return true;
+        char *dir = fs_dir_of(scope);
+        bool ok = dir != NULL && glob_tokens(dir, arg, '/', covers);
+        free(dir);
+        return ok;
+    }
+    if (strcmp(type, "net") == 0) {
+        char sh[300], sp[16], ah[300], ap[16];
+        if (!split_hostport(scope, sh, sizeof sh, sp, sizeof sp) ||
+            !split_hostport(arg, ah, sizeof ah, ap, sizeof ap))
+            return false;
+        bool port_ok = strcmp(sp, "*") == 0 || strcmp(sp, ap) == 0;
+        return port_ok && glob_tokens(sh, ah, '.', covers);
+    }
+    return glob_tokens(scope, arg, '\0', covers);
+}
+
+bool nvm_scope_match(const char *type, const char *scope, const char *arg)
+{
+    return scope_check(type, scope, arg, false);
+}
+
+bool nvm_scope_covers(const char *type, const char *outer, const char *inner)
+{
+    if (outer == NULL || outer[0] == '\0')
+        return true;
+    if (inner == NULL || inner[0] == '\0')
+        return false;
+    return scope_check(type, outer, inner, true);
+}
+
+/* "*" and "type.*" patterns; returns 1 match, 0 no match, -1 not such a pattern. */
+static int wide_pattern(const char *pattern, const char *type)
+{
+    if (strcmp(pattern, "*") == 0)
+        return 1;
+    size_t n = strlen(pattern);
+    if (n >= 3 && strcmp(pattern + n - 2, ".*") == 0)
+        return strlen(type) == n - 2 && strncmp(pattern, type, n - 2) == 0;
+    return -1;
+}
+
+bool nvm_cap_call_match(const char *pattern, const char *capname, const char *arg)
+{
+    char type[32];
+    const char *dot = strchr(capname, '.');
+    size_t tl = dot != NULL ? (size_t)(dot - capname) : 0;
+    if (tl == 0 || tl >= sizeof type)
+        return false;
+    memcpy(type, capname, tl);
+    type[tl] = '\0';
+    int w = wide_pattern(pattern, type);
+    if (w >= 0)
+        return w == 1;
+    nvm_capreq pc;
+    char why[8];
+    if (nvm_capreq_parse(pattern, &pc, why, sizeof why) != NVM_OK)
+        return false;
+    if (strcmp(pc.type, type) != 0 || strcmp(pc.action, dot + 1) != 0)
+        return false;
+    return pc.scope[0] == '\0' || (arg != NULL && nvm_scope_match(type, pc.scope, arg));
+}
+
 bool nvm_cap_pattern_match(const char *pattern, const nvm_capreq *c)
 {
-    if (strcmp(pattern, "*") == 0 || strcmp(pattern, c->text) == 0)
-        return true;
-    size_t tl = strlen(c->type);
-    if (strncmp(pattern, c->type, tl) != 0 || pattern[tl] != '.')
+    int w = wide_pattern(pattern, c->type);
+    if (w >= 0)
+        return w == 1;
+    nvm_capreq pc;
+    char why[8];
+    if (nvm_capreq_parse(pattern, &pc, why, sizeof why) != NVM_OK)
         return false;
-    const char *rest = pattern + tl + 1;
-    return strcmp(rest, "*") == 0 || strcmp(rest, c->action) == 0;
+    if (strcmp(pc.type, c->type) != 0 || strcmp(pc.action, c->action) != 0)
+        return false;
+    return nvm_scope_covers(c->type, pc.scope, c->scope);
 }
 
 bool nvm_level_allows(const nvm_policy *p, nvm_trust_level l, const nvm_capreq *c)
@@ -258,7 +456,8 @@ static nvm_status load_strv(loader *ld, json_t *v, const char *key, size_t hexle
     return NVM_OK;
 }
 
-static nvm_status load_limits(loader *ld, json_t *v, const char *lname, nvm_limits *out)
+static nvm_status load_limits(loader *ld, json_t *v, const char *lname, nvm_limits *out,
+                              nvm_host_limits *host)
 {
     if (!json_is_object(v))
         return lerr(ld, "key \"levels.%s.limits\": expected an object", lname);
@@ -266,15 +465,19 @@ static nvm_status load_limits(loader *ld, json_t *v, const char *lname, nvm_limi
     json_t *e;
     json_object_foreach(v, k, e)
     {
-        int64_t *dst = strcmp(k, "gas") == 0       ? &out->gas
-                       : strcmp(k, "memory") == 0  ? &out->memory
-                       : strcmp(k, "stack") == 0   ? &out->stack
-                       : strcmp(k, "wall_ms") == 0 ? &out->wall_ms
-                                                   : NULL;
+        int64_t *dst = strcmp(k, "gas") == 0           ? &out->gas
+                       : strcmp(k, "memory") == 0      ? &out->memory
+                       : strcmp(k, "stack") == 0       ? &out->stack
+                       : strcmp(k, "wall_ms") == 0     ? &out->wall_ms
+                       : strcmp(k, "read_bytes") == 0  ? &host->read_bytes
+                       : strcmp(k, "write_bytes") == 0 ? &host->write_bytes
+                       : strcmp(k, "handles") == 0     ? &host->handles
+                       : strcmp(k, "connections") == 0 ? &host->connections
+                                                       : NULL;
         if (dst == NULL)
             return lerr(ld,
                         "unknown key \"levels.%s.limits.%s\" (expected gas, memory, stack, "
-                        "wall_ms)",
+                        "wall_ms, read_bytes, write_bytes, handles, connections)",
                         lname, k);
         if (!json_is_integer(e) || json_integer_value(e) < 0)
             return lerr(ld, "key \"levels.%s.limits.%s\": expected a non-negative integer", lname,
@@ -340,7 +543,7 @@ static nvm_status load_level(loader *ld, const char *lname, json_t *v, nvm_level
                 lp->ncaps = n;
             }
         } else if (strcmp(k, "limits") == 0) {
-            st = load_limits(ld, e, lname, &lp->limits);
+            st = load_limits(ld, e, lname, &lp->limits, &lp->host);
             if (st != NVM_OK)
                 return st;
         } else if (strcmp(k, "tier") == 0) {
@@ -498,6 +701,10 @@ static nvm_status load_top(loader *ld, json_t *root)
             if (!json_is_boolean(v))
                 return lerr(ld, "key \"allow_tier_override\": expected true or false");
             p->allow_tier_override = json_is_true(v);
+        } else if (strcmp(k, "audit_pure_calls") == 0) {
+            if (!json_is_boolean(v))
+                return lerr(ld, "key \"audit_pure_calls\": expected true or false");
+            p->audit_pure_calls = json_is_true(v);
         } else if (strcmp(k, "levels") == 0) {
             if (!json_is_object(v))
                 return lerr(ld, "key \"levels\": expected an object");
@@ -519,7 +726,7 @@ static nvm_status load_top(loader *ld, json_t *root)
             return lerr(ld,
                         "unknown key \"%s\" (expected trust_roots, pinned_keys, revoked, "
                         "min_level, on_invalid_signature, state_dir, audit_log, "
-                        "allow_tier_override, levels)",
+                        "allow_tier_override, audit_pure_calls, levels)",
                         k);
         }
         if (st != NVM_OK)
