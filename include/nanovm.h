@@ -255,6 +255,21 @@ nvm_status nvm_host_deny_rule(nvm_host *h, const char *pattern, nvm_error *err);
 nvm_status nvm_host_install(nvm_host *h, nvm_vm *vm);
 void nvm_host_free(nvm_host *h);
 
+/* ---- execution tiers ----
+ * nvm_execute runs a verified module with a host's capabilities on one tier: a fresh VM is made
+ * from cfg, the host's capabilities are installed, the module is loaded and run. `isolate` runs
+ * it in a separate child process whose capability calls are performed by this process (the
+ * broker). The VM's error record (message, backtrace) is copied to *err on failure; *gas_used
+ * (may be NULL) receives the instructions executed. NVM_E_USAGE when the tier is not available
+ * in this build. */
+typedef enum nvm_tier { NVM_TIER_INTERP = 0, NVM_TIER_WASM = 1 } nvm_tier;
+const char *nvm_tier_name(nvm_tier t);           /* "interp", "wasm" */
+int nvm_tier_lookup(const char *name);           /* -1 when unknown */
+bool nvm_tier_available(nvm_tier t);
+bool nvm_isolation_available(void);
+nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
+                       bool isolate, int64_t *gas_used, nvm_error *err);
+
 /* Standard streams capabilities for a host that wants them: io.print (stdout, joins its
  * arguments and adds a newline, written as produced) and io.read (one line from stdin without
  * its newline, "" at end of input). Implemented in the host layer, outside the portable core. */
