@@ -9,6 +9,10 @@
 
 #define NVM_GC_MIN_THRESHOLD ((size_t)1 << 20)
 #define NVM_GRAY_KEEP 4096u /* mark stacks up to this many entries are kept between collections */
+/* freed small strings kept for reuse: at most this many bytes, or half the collection threshold */
+#define NVM_STR_CACHE_MAX ((size_t)512 << 10)
+
+static void flush_cache(nvm_vm *vm);
 
 /* Used when the configuration names no allocator: lua_Alloc's contract on realloc/free. */
 static void *fallback_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -55,30 +59,33 @@ static void *raw_resize(nvm_vm *vm, void *p, size_t old_n, size_t new_n, bool ma
         if (vm->cfg.fail_alloc_at != 0 && h->nalloc == vm->cfg.fail_alloc_at)
             return NULL;
     }
-    if (can_collect(vm, may_gc) && h->bytes + grow > h->next_gc) {
+    if (can_collect(vm, may_gc) && h->bytes + h->str_cache_bytes + grow > h->next_gc) {
         nvm_gc_collect(vm);
         collected = true;
     }
-    if (grow > vm->cfg.max_memory || h->bytes > vm->cfg.max_memory - grow) {
+    if (grow > vm->cfg.max_memory || h->bytes + h->str_cache_bytes > vm->cfg.max_memory - grow) {
         if (!collected && can_collect(vm, may_gc)) {
             nvm_gc_collect(vm);
             collected = true;
         }
+        flush_cache(vm);
         if (grow > vm->cfg.max_memory || h->bytes > vm->cfg.max_memory - grow) {
             *limit = true;
             return NULL;
         }
     }
     void *q = hook(vm, p, p != NULL ? old_n : 0, new_n);
-    if (q == NULL && !collected && can_collect(vm, may_gc)) {
-        nvm_gc_collect(vm);
+    if (q == NULL) {
+        if (!collected && can_collect(vm, may_gc))
+            nvm_gc_collect(vm);
+        flush_cache(vm);
         q = hook(vm, p, p != NULL ? old_n : 0, new_n);
     }
     if (q == NULL)
         return NULL;
     h->bytes = h->bytes - (p != NULL ? old_n : 0) + new_n;
-    if (h->bytes > h->peak_bytes)
-        h->peak_bytes = h->bytes;
+    if (h->bytes + h->str_cache_bytes > h->peak_bytes)
+        h->peak_bytes = h->bytes + h->str_cache_bytes;
     return q;
 }
 
@@ -130,11 +137,17 @@ void nvm_mem_free(nvm_vm *vm, void *p, size_t n)
 
 /* ---- objects ---- */
 
+/* Bytes of a string object of `size` bytes as allocated: small strings take whole cells. */
+static size_t str_cell(size_t size)
+{
+    return size <= NVM_STR_CELL_MAX ? (size + 15u) & ~(size_t)15u : size;
+}
+
 static size_t obj_size(const void *o)
 {
     const nvm_gchdr *hdr = o;
     switch (hdr->kind) {
-    case NVM_OBJ_STR: return sizeof(nvm_str) + ((const nvm_str *)o)->len + 1;
+    case NVM_OBJ_STR: return str_cell(sizeof(nvm_str) + ((const nvm_str *)o)->len + 1);
     case NVM_OBJ_ARRAY: return sizeof(nvm_array);
     default: return sizeof(nvm_map);
     }
@@ -151,7 +164,32 @@ static void obj_free(nvm_vm *vm, void *o)
         nvm_mem_free(vm, m->entries, sizeof(nvm_mapentry) * m->entries_cap);
         nvm_mem_free(vm, m->index, sizeof(uint32_t) * m->index_cap);
     }
-    nvm_mem_free(vm, o, obj_size(o));
+    size_t n = obj_size(o);
+    nvm_heap *h = &vm->heap;
+    size_t cap = h->next_gc / 2 > NVM_STR_CACHE_MAX ? h->next_gc / 2 : NVM_STR_CACHE_MAX;
+    if (hdr->kind == NVM_OBJ_STR && n <= NVM_STR_CELL_MAX && h->str_cache_bytes + n <= cap) {
+        void **cell = o;
+        *cell = h->str_cache[n / 16 - 2];
+        h->str_cache[n / 16 - 2] = cell;
+        h->str_cache_bytes += n;
+        h->bytes = n <= h->bytes ? h->bytes - n : 0;
+        return;
+    }
+    nvm_mem_free(vm, o, n);
+}
+
+/* Gives every cached string cell back to the allocator. */
+static void flush_cache(nvm_vm *vm)
+{
+    nvm_heap *h = &vm->heap;
+    for (size_t c = 0; c < sizeof h->str_cache / sizeof h->str_cache[0]; c++) {
+        while (h->str_cache[c] != NULL) {
+            void **cell = h->str_cache[c];
+            h->str_cache[c] = *cell;
+            hook(vm, cell, (c + 2) * 16, 0);
+        }
+    }
+    h->str_cache_bytes = 0;
 }
 
 /* Makes room for one more handle. The handle table and the free list share one block of
@@ -198,9 +236,23 @@ nvm_status nvm_obj_new(nvm_vm *vm, int kind, size_t size, void **obj, nvm_value 
     nvm_status st = reserve_handle(vm);
     if (st != NVM_OK)
         return st;
-    st = nvm_mem_alloc(vm, size, true, &o);
-    if (st != NVM_OK)
-        return st;
+    if (kind == NVM_OBJ_STR) {
+        size = str_cell(size);
+        if (size <= NVM_STR_CELL_MAX && h->str_cache[size / 16 - 2] != NULL &&
+            vm->cfg.fail_alloc_at == 0) {
+            void **cell = h->str_cache[size / 16 - 2];
+            h->str_cache[size / 16 - 2] = *cell;
+            h->str_cache_bytes -= size;
+            h->bytes += size;
+            h->nalloc++;
+            o = cell;
+        }
+    }
+    if (o == NULL) {
+        st = nvm_mem_alloc(vm, size, true, &o);
+        if (st != NVM_OK)
+            return st;
+    }
     /* the collection that may have run only adds free handles: one is still available */
     uint32_t handle = h->nfree > 0 ? h->free_handles[--h->nfree] : h->nobjs++;
     memset(o, 0, kind == NVM_OBJ_STR ? sizeof(nvm_str) : size);
@@ -232,6 +284,7 @@ void nvm_heap_destroy(nvm_vm *vm)
         if (h->objs[i] != NULL)
             obj_free(vm, h->objs[i]);
     }
+    flush_cache(vm);
     if (h->objs != NULL)
         nvm_mem_free(vm, h->objs, (sizeof(void *) + sizeof(uint32_t)) * h->objs_cap);
     nvm_mem_free(vm, h->troots, sizeof(nvm_value) * h->troots_cap);

@@ -10,8 +10,10 @@
  *   - `sp` is one past the top value; `stack` == vm->stack (reloaded after CALL, which may grow
  * it);
  *   - `slots` == vm->slots + frame->slot_base (reloaded whenever the frame changes);
- *   - gas: every dispatched instruction decrements gas_left first; a negative count ends the run.
- *     vm->gas_used == gas_start - gas_left whenever control leaves the loop;
+ *   - gas: every dispatched instruction decrements gas_left first; a negative count goes to
+ *     gas_event, which refills the countdown from vm->gas_rest (at most NVM_GAS_CHUNK at a
+ *     time, and calls the interrupt hook) or ends the run when no gas is left.
+ *     vm->gas_used == GAS_USED() whenever control leaves the loop;
  *   - the operand stack never overflows inside a function: CALL reserves the callee's verified
  *     max_height (plus one) before entering it.
  */
@@ -296,7 +298,7 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
 #define DISPATCH()                                                                                 \
     do {                                                                                           \
         if (UNLIKELY(--gas_left < 0))                                                              \
-            goto gas_exhausted;                                                                    \
+            goto gas_event;                                                                        \
         goto *dispatch_table[ip->pad];                                                             \
     } while (0)
 #define CASE(name) L_##name:
@@ -320,6 +322,10 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
         DISPATCH();                                                                                \
     } while (0)
 #define SYNC() (vm->sp = (uint32_t)(sp - stack))
+/* Gas charged so far: the countdown holds at most NVM_GAS_CHUNK of the remaining gas, the rest
+ * waits in vm->gas_rest; each refill is a point where the interrupt hook runs. */
+#define NVM_GAS_CHUNK 65536
+#define GAS_USED() (gas_start - vm->gas_rest - gas_left)
 /* Call a function that may allocate or raise; on failure go to the error path. */
 #define CHECK(call)                                                                                \
     do {                                                                                           \
@@ -634,7 +640,8 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
     const nvm_func *funcs = m->funcs;
     nvm_status st = NVM_OK;
     const int64_t gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
-    int64_t gas_left = gas_start;
+    int64_t gas_left = gas_start < NVM_GAS_CHUNK ? gas_start : NVM_GAS_CHUNK;
+    vm->gas_rest = gas_start - gas_left;
 
     vm->sp = 0;
     vm->depth = 0;
@@ -660,7 +667,7 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
 #else
 dispatch:
     if (UNLIKELY(--gas_left < 0))
-        goto gas_exhausted;
+        goto gas_event;
     opsel = ip->pad;
 reswitch:
     switch (opsel) {
@@ -1064,7 +1071,7 @@ reswitch:
             uint32_t argc = ip->b;
             nvm_value result = nvm_null();
             SYNC();
-            vm->gas_used = gas_start - gas_left;
+            vm->gas_used = GAS_USED();
             frame->pc = (uint32_t)(ip - code);
             vm->err.status = NVM_OK;
             st = ce->fn(vm, ce->ud, sp - argc, argc, &result);
@@ -1415,16 +1422,46 @@ error:
     }
     goto finish;
 
-gas_exhausted:
-    gas_left = 0;
-    SYNC();
-    st = nvm_vm_raise(vm, NVM_E_GAS, "gas exhausted after %lld instructions", (long long)gas_start);
+gas_event:
+    /* The countdown ran out (gas_left is -1: the instruction at ip is charged but not run). */
+    if (vm->gas_rest == 0) {
+        gas_left = 0;
+        SYNC();
+        st = nvm_vm_raise(vm, NVM_E_GAS, "gas exhausted after %lld instructions",
+                          (long long)gas_start);
+        goto finish;
+    }
+    {
+        int64_t chunk = vm->gas_rest < NVM_GAS_CHUNK ? vm->gas_rest : NVM_GAS_CHUNK;
+        vm->gas_rest -= chunk;
+        gas_left += chunk;
+    }
+    if (vm->cfg.interrupt != NULL) {
+        SYNC();
+        vm->gas_used = GAS_USED();
+        frame->pc = (uint32_t)(ip - code);
+        vm->err.status = NVM_OK;
+        st = vm->cfg.interrupt(vm->cfg.interrupt_ud);
+        if (st != NVM_OK) {
+            gas_left++; /* the instruction at ip does not run */
+            if (vm->err.status != st)
+                nvm_vm_raise(vm, st, "%s after %lld instructions", nvm_status_meaning(st),
+                             (long long)GAS_USED());
+            goto finish;
+        }
+    }
+#if NVM_COMPUTED_GOTO
+    goto *dispatch_table[ip->pad];
+#else
+    opsel = ip->pad;
+    goto reswitch;
+#endif
 
 finish:
     vm->sp = (uint32_t)(sp - stack);
     if (vm->depth > 0)
         vm->frames[vm->depth - 1].pc = (uint32_t)(ip - code);
-    vm->gas_used = gas_start - gas_left;
+    vm->gas_used = GAS_USED();
     return st;
 }
 

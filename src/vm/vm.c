@@ -37,6 +37,8 @@ void nvm_config_init(nvm_config *cfg)
     cfg->max_depth = NVM_DEFAULT_MAX_DEPTH;
     cfg->gc_stress = false;
     cfg->fail_alloc_at = 0;
+    cfg->interrupt = NULL;
+    cfg->interrupt_ud = NULL;
 }
 
 nvm_status nvm_vm_new(const nvm_config *cfg, nvm_vm **out)

@@ -82,6 +82,7 @@ struct nvm_vm {
 
     int64_t gas_limit;    /* < 0: unlimited */
     int64_t gas_used;
+    int64_t gas_rest;     /* while running: gas not yet moved into the interpreter's countdown */
     bool running;
 };
 
