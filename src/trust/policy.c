@@ -280,6 +280,8 @@ static bool scope_check(const char *type, const char *scope, const char *arg, bo
         bool port_ok = strcmp(sp, "*") == 0 || strcmp(sp, ap) == 0;
         return port_ok && glob_tokens(sh, ah, '.', covers);
     }
+    if (strcmp(type, "kv") == 0)
+        return glob_tokens(scope, arg, '/', covers);
     return glob_tokens(scope, arg, '\0', covers);
 }
 
