@@ -1,5 +1,6 @@
-/* main.c - the nanovm command line: run, asm, disasm, check.
- * The CLI is the only place that prints and chooses exit statuses (nvm_status_exit_code). */
+/* main.c - the nanovm command line: run, asm, disasm, check, and the dispatch to the capsule and
+ * trust commands. The CLI includes only nanovm.h; it is the only place that prints and chooses
+ * exit statuses (nvm_status_exit_code). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,7 +17,10 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run [options] FILE [--] [args...]   load, verify and run a program (.casm, .json, .nvmb)\n"
-    "      --tier interp|auto     execution tier (default auto; only the interpreter exists yet)\n"
+    "      --tier interp|auto|wasm  execution tier (default: a capsule's policy tier, the\n"
+    "                             interpreter for a bare program; auto follows the trust level)\n"
+    "      --isolate              run in a separate sandboxed process whose capability calls\n"
+    "                             this process performs (docs/security.md)\n"
     "      --gas N                stop after N instructions (default unlimited)\n"
     "      --max-memory SIZE      arena and stack memory limit, e.g. 64M (default 1G)\n"
     "      --max-stack N          operand stack values (default 1048576)\n"
@@ -56,7 +60,7 @@ static const char usage_text[] =
     "(syntax, malformed file, verifier rejection), 4 trust rejection, 5 resource limit,\n"
     "6 capability denied, 70 internal error\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
     fputs("nanovm: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -125,6 +129,23 @@ void print_error(const nvm_error *err, const char *fallback_file)
     }
 }
 
+int report_error(const nvm_error *err)
+{
+    fflush(stdout);
+    if (err->file[0])
+        fprintf(stderr, "nanovm: %s: %s\n", err->file, err->message);
+    else
+        fprintf(stderr, "nanovm: %s\n", err->message);
+    return nvm_status_exit_code(err->status);
+}
+
+void print_message(void *ud, const char *text)
+{
+    (void)ud;
+    fflush(stdout);
+    fprintf(stderr, "nanovm: %s\n", text);
+}
+
 static int load_module(const nvm_config *cfg, const char *path, nvm_module **out)
 {
     uint8_t *data = NULL;
@@ -176,7 +197,10 @@ static int cmd_run(int argc, char **argv)
     nvm_config cfg;
     nvm_config_init(&cfg);
     const char *file = NULL;
-    const char *policy = NULL, *audit_log = NULL, *tier = NULL;
+    const char *policy = NULL, *audit_log = NULL;
+    nvm_run_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.cfg = &cfg;
     const char **allows = calloc((size_t)argc + 1, sizeof *allows);
     size_t nallow = 0;
     int rc = 0;
@@ -203,18 +227,26 @@ static int cmd_run(int argc, char **argv)
                 rc = usage_error("%s needs a value", a);
                 goto out;
             }
-            if (strcmp(argv[i], "interp") != 0 && strcmp(argv[i], "auto") != 0) {
-                if (strcmp(argv[i], "jit") == 0 || strcmp(argv[i], "aot") == 0 ||
-                    strcmp(argv[i], "wasm") == 0) {
-                    rc = usage_error("tier '%s' is not available in this build", argv[i]);
-                    goto out;
-                }
-                {
-                    rc = usage_error("unknown tier '%s' (expected interp or auto)", argv[i]);
-                    goto out;
-                }
+            const char *t = argv[i];
+            if (strcmp(t, "interp") == 0) {
+                opt.tier = NVM_TIER_REQ_INTERP;
+            } else if (strcmp(t, "auto") == 0) {
+                opt.tier = NVM_TIER_REQ_AUTO;
+            } else if (strcmp(t, "wasm") == 0 && nvm_tier_available(NVM_TIER_WASM)) {
+                opt.tier = NVM_TIER_REQ_WASM;
+            } else if (strcmp(t, "jit") == 0 || strcmp(t, "aot") == 0 || strcmp(t, "wasm") == 0) {
+                rc = usage_error("tier '%s' is not available in this build", t);
+                goto out;
+            } else {
+                rc = usage_error("unknown tier '%s' (expected interp, auto or wasm)", t);
+                goto out;
             }
-            tier = argv[i];
+        } else if (strcmp(a, "--isolate") == 0) {
+            if (!nvm_isolation_available()) {
+                rc = usage_error("--isolate is not available on this system%s", "");
+                goto out;
+            }
+            opt.isolate = true;
         } else if (strcmp(a, "--policy") == 0 || strcmp(a, "--audit") == 0) {
             if (++i >= argc) {
                 rc = usage_error("%s needs a file name", a);
@@ -272,21 +304,42 @@ static int cmd_run(int argc, char **argv)
         rc = usage_error("run needs a FILE%s", "");
         goto out;
     }
-    const char *const *args = (const char *const *)argv + i;
-    uint32_t nargs = (uint32_t)(argc - i);
-    if (is_capsule_file(file)) {
-        if (nallow > 0)
+    opt.args = (const char *const *)argv + i;
+    opt.nargs = (uint32_t)(argc - i);
+    nvm_error err;
+    if (nvm_capsule_is_file(file)) {
+        if (nallow > 0) {
             rc = usage_error("--allow applies to bare programs; the capsule %s requests its "
                              "capabilities in its manifest",
                              file);
-        else
-            rc = run_capsule(file, &cfg, policy, audit_log, tier, args, nargs);
+            goto out;
+        }
+        nvm_trust *t = NULL;
+        nvm_status st = nvm_trust_open(file, policy, audit_log, print_message, NULL, &t, &err);
+        if (st == NVM_OK)
+            st = nvm_trust_run(t, &opt, &err);
+        nvm_trust_free(t);
+        rc = nvm_status_exit_code(st);
         goto out;
     }
     nvm_module *m = NULL;
     rc = load_module(&cfg, file, &m);
-    if (rc == 0)
-        rc = run_bare(file, m, &cfg, policy, audit_log, allows, nallow, args, nargs);
+    for (size_t k = 0; rc == 0 && k < nallow; k++)
+        if (nvm_capability_check(allows[k], &err) != NVM_OK)
+            rc = usage_error("--allow: %s", err.message);
+    if (rc == 0) {
+        nvm_run_request req;
+        memset(&req, 0, sizeof req);
+        req.file = file;
+        req.module = m;
+        req.policy_path = policy;
+        req.audit_path = audit_log;
+        req.allows = allows;
+        req.nallow = nallow;
+        req.run = opt;
+        req.message = print_message;
+        rc = nvm_status_exit_code(nvm_run_program(&req, &err));
+    }
     nvm_module_free(m);
 out:
     free(allows);

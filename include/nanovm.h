@@ -270,6 +270,151 @@ bool nvm_isolation_available(void);
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
                        bool isolate, int64_t *gas_used, nvm_error *err);
 
+/* ---- capsules and trust (docs/capsule-format.md, docs/policy.md, docs/capabilities.md) ----
+ * File-level operations on keys, capsules, policies and audit logs; the trust decision for a
+ * capsule; running a capsule or a bare program under the policy, with its audit trail.
+ * Failures: err->status is the returned status, err->file names the file at fault ("" when none)
+ * and err->message says why in one line; the text a command line prints is
+ * "FILE: MESSAGE" (or "MESSAGE" when file is ""). Report text returned through `out_text` is
+ * NUL-terminated, belongs to the caller and is released with nvm_free_text. */
+void nvm_free_text(char *text);
+
+#define NVM_FINGERPRINT_LEN 65 /* SHA-256 as lower-case hex, with its NUL */
+
+/* Diagnostics of the trust session and of nvm_run_program, one call per diagnostic, in the order
+ * they happen (a refused capability is reported before the program starts; an audit failure in
+ * the middle of a run as it happens). `text` is "FILE: MESSAGE" or "MESSAGE" without a trailing
+ * newline; for a runtime error of a bare program it is "FILE:LINE:COL: MESSAGE" followed by the
+ * backtrace lines. `text` is borrowed for the call. The last diagnostic of a failing call is also
+ * in its nvm_error. */
+typedef void (*nvm_message_fn)(void *ud, const char *text);
+
+/* True when `path` starts with the capsule magic (false when it cannot be read). */
+bool nvm_capsule_is_file(const char *path);
+/* NVM_OK when `capability` is a well-formed capability string ("type.action[:scope]"), else
+ * NVM_E_FORMAT with the reason. */
+nvm_status nvm_capability_check(const char *capability, nvm_error *err);
+
+/* Generate an Ed25519 signing key and write it to `path` (PKCS#8 PEM, mode 0600).
+ * `fingerprint` receives the SHA-256 of the raw public key. */
+nvm_status nvm_keygen_file(const char *path, char fingerprint[NVM_FINGERPRINT_LEN],
+                           nvm_error *err);
+
+/* What nvm_capsule_pack_file built. */
+typedef struct nvm_pack_info {
+    char name[129];    /* manifest name */
+    char version[96];  /* manifest version as written */
+    size_t size;       /* bytes written */
+} nvm_pack_info;
+/* Build an unsigned capsule from a manifest (JSON), a program (.casm, .json or .nvmb; its
+ * manifest entry must exist) and asset files (named by their base names), and write it to
+ * `out_path` atomically (temporary file + rename). `info` may be NULL. An input file that cannot
+ * be read is NVM_E_FORMAT; a failure to write the output is NVM_E_IO. */
+nvm_status nvm_capsule_pack_file(const char *manifest_path, const char *program_path,
+                                 const char *const *asset_paths, size_t nassets,
+                                 const char *out_path, nvm_pack_info *info, nvm_error *err);
+
+/* What nvm_capsule_sign_file did. */
+typedef struct nvm_sign_info {
+    char fingerprint[NVM_FINGERPRINT_LEN]; /* the signing key's */
+    size_t ncerts;                         /* certificates in the signature block */
+    /* The leaf certificate is not for the signing key (verification will reject the chain).
+     * Set as soon as known, also when the call fails afterwards. */
+    bool cert_mismatch;
+} nvm_sign_info;
+/* Sign the capsule `in_path` with the key in `key_pem`, optionally carrying the leaf certificate
+ * `cert_pem` and intermediates `chain_pem` (either may be NULL; chain needs cert). Writes
+ * `out_path` atomically; NULL means in place, keeping the file's permission bits. `info` may be
+ * NULL. Unreadable inputs are NVM_E_FORMAT; a failure to write is NVM_E_IO. */
+nvm_status nvm_capsule_sign_file(const char *in_path, const char *key_pem, const char *cert_pem,
+                                 const char *chain_pem, const char *out_path, nvm_sign_info *info,
+                                 nvm_error *err);
+
+/* What a capsule contains: sections, manifest, hashes, signature and chain, as text or as JSON
+ * (docs/capsule-format.md). It does not decide trust (see nvm_trust_open). *out_text is set on
+ * NVM_OK, and also on NVM_E_FORMAT when a certificate of the signature block does not parse
+ * (the report marks it); NULL otherwise. */
+nvm_status nvm_capsule_inspect_file(const char *path, bool json, char **out_text, nvm_error *err);
+
+/* Check a policy file; on NVM_OK *out_text explains it (roots, pins, revocations, levels). */
+nvm_status nvm_policy_check_file(const char *path, char **out_text, nvm_error *err);
+
+/* Check an audit log's hash chain (docs/policy.md). `log_path` and `state_dir` default (NULL) to
+ * the policy's; the policy (`policy_path`, NULL: the default location or the built-in default) is
+ * read only when one of them is NULL or `policy_path` is given. NVM_E_USAGE when no log is named
+ * anywhere; NVM_E_TRUST when the chain is broken (err->message names the first bad line). On
+ * NVM_OK *nrecords (may be NULL) is the number of records and *out_text the one-line verdict. */
+nvm_status nvm_audit_verify_file(const char *log_path, const char *policy_path,
+                                 const char *state_dir, uint64_t *nrecords, char **out_text,
+                                 nvm_error *err);
+
+/* The tier a run asks for. DEFAULT: for a capsule, the tier its trust level's policy names; for a
+ * bare program, the interpreter. AUTO follows the trust level (docs/policy.md). A request other
+ * than DEFAULT replaces the policy's tier only when the policy allows tier overrides. */
+typedef enum nvm_tier_request {
+    NVM_TIER_REQ_DEFAULT = 0,
+    NVM_TIER_REQ_INTERP,
+    NVM_TIER_REQ_AUTO,
+    NVM_TIER_REQ_WASM
+} nvm_tier_request;
+
+/* How to run: borrowed for the call. */
+typedef struct nvm_run_options {
+    const nvm_config *cfg; /* VM configuration (NULL: defaults); a capsule's level limits and
+                              manifest limits apply, these may only lower them */
+    const char *const *args; /* the program's own arguments (args.get) */
+    uint32_t nargs;
+    nvm_tier_request tier;
+    bool isolate; /* run in a separate process too (always honoured; needs
+                     nvm_isolation_available()) */
+} nvm_run_options;
+
+/* A trust session: one capsule assessed under one policy, with its audit log open. */
+typedef struct nvm_trust nvm_trust;
+
+/* Load the policy (`policy_path`, NULL: the default location or the built-in default), open the
+ * audit log (`audit_path`, NULL: the policy's), open and parse the capsule, assess it and audit
+ * "load", "trust" (and "reject" when it may not run). NVM_OK means a decision was made, whether or
+ * not the capsule may run; *out then belongs to the caller (nvm_trust_free). On failure *out is
+ * NULL: malformed capsule or policy (NVM_E_FORMAT), audit failure (NVM_E_IO), ...
+ * `message`/`message_ud` (may be NULL) receive this session's diagnostics until it is freed. */
+nvm_status nvm_trust_open(const char *capsule_path, const char *policy_path,
+                          const char *audit_path, nvm_message_fn message, void *message_ud,
+                          nvm_trust **out, nvm_error *err);
+bool nvm_trust_may_run(const nvm_trust *t);
+/* "trusted", "verified", "sandboxed", "restricted" or "rejected" (static string). */
+const char *nvm_trust_level_name(const nvm_trust *t);
+/* The decision as `nanovm verify` prints it: text, or JSON with the keys of docs/policy.md. */
+nvm_status nvm_trust_report(const nvm_trust *t, bool json, char **out_text, nvm_error *err);
+/* Run the capsule: NVM_E_TRUST when it may not run; else pick the tier, apply the limits, audit
+ * "tier", record the rollback state, grant the manifest's capabilities that the level allows
+ * (each refused one is a diagnostic and a "cap.refused" record), audit "run.start", run on
+ * nvm_execute, audit "limit" and "run.end". Returns the program's status (NVM_OK, a runtime
+ * error, a limit, ...) or the failure that stopped it earlier. Call at most once per session;
+ * afterwards nvm_trust_report shows the tier the run used. */
+nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *err);
+void nvm_trust_free(nvm_trust *t);
+
+/* A bare program (not a capsule): unsigned, so it runs at the sandboxed level. */
+typedef struct nvm_run_request {
+    const char *file;          /* name used in diagnostics and audit records */
+    const nvm_module *module;  /* verified; borrowed */
+    const char *policy_path;   /* NULL: the default location or the built-in default */
+    const char *audit_path;    /* NULL: the policy's audit log */
+    /* Grants on top of the ambient part of the sandboxed ceiling (io, args, time, random); each
+     * must lie within that ceiling, else NVM_E_TRUST and a "cap.refused" record. */
+    const char *const *allows;
+    size_t nallow;
+    nvm_run_options run;       /* the VM limits come from here only */
+    nvm_message_fn message;    /* may be NULL */
+    void *message_ud;
+} nvm_run_request;
+/* Load the policy, open the audit log, build the host (sandboxed host limits and wall_ms, the
+ * grants above, the level's deny rules), audit "run.start", run on nvm_execute, audit "run.end".
+ * A malformed --allow string is NVM_E_USAGE. Returns the program's status or the failure that
+ * stopped it earlier. */
+nvm_status nvm_run_program(const nvm_run_request *req, nvm_error *err);
+
 /* Standard streams capabilities for a host that wants them: io.print (stdout, joins its
  * arguments and adds a newline, written as produced) and io.read (one line from stdin without
  * its newline, "" at end of input). Implemented in the host layer, outside the portable core. */

@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "nanovm.h"
+#include "host/isolate.h"
+#ifdef NVM_HAVE_WASM_SANDBOX
+#include "tier/wasm/sandbox.h"
+#endif
 
 static const char *const tier_names[] = {"interp", "wasm"};
 
@@ -21,12 +25,21 @@ int nvm_tier_lookup(const char *name)
     return -1;
 }
 
-bool nvm_tier_available(nvm_tier t) { return t == NVM_TIER_INTERP; }
+bool nvm_tier_available(nvm_tier t)
+{
+#ifdef NVM_HAVE_WASM_SANDBOX
+    if (t == NVM_TIER_WASM)
+        return true;
+#endif
+    return t == NVM_TIER_INTERP;
+}
 
-bool nvm_isolation_available(void) { return false; }
+bool nvm_isolation_available(void) { return nvm_isolate_supported(); }
 
-static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_host *h,
-                             int64_t *gas_used, nvm_error *err)
+/* Runs m on the interpreter in this process; `install` registers its capabilities (the host's,
+ * or an isolated child's forwarding stubs). */
+static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_cap_installer install,
+                             void *install_ud, int64_t *gas_used, nvm_error *err)
 {
     nvm_vm *vm = NULL;
     nvm_status st = nvm_vm_new(cfg, &vm);
@@ -39,7 +52,7 @@ static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_hos
         }
         return st;
     }
-    st = h != NULL ? nvm_host_install(h, vm) : NVM_OK;
+    st = install != NULL ? install(install_ud, vm) : NVM_OK;
     if (st == NVM_OK)
         st = nvm_vm_load(vm, m);
     if (st == NVM_OK)
@@ -50,6 +63,64 @@ static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_hos
         *err = *nvm_vm_error(vm);
     nvm_vm_free(vm);
     return st;
+}
+
+static nvm_status install_host(void *ud, nvm_vm *vm)
+{
+    return ud != NULL ? nvm_host_install(ud, vm) : NVM_OK;
+}
+
+#ifdef NVM_HAVE_WASM_SANDBOX
+/* Runs m on the WASM sandbox tier: the capabilities are installed on a proxy VM of this process
+ * (same configuration, used only as the arena of marshalled values) on which the sandbox
+ * performs the guest's capability calls. */
+static nvm_status run_wasm(const nvm_config *cfg, const nvm_module *m, nvm_cap_installer install,
+                           void *install_ud, int64_t *gas_used, nvm_error *err)
+{
+    nvm_config pc = *cfg;
+    pc.interrupt = NULL;
+    pc.interrupt_ud = NULL;
+    pc.fail_alloc_at = 0;
+    nvm_vm *proxy = NULL;
+    nvm_status st = nvm_vm_new(&pc, &proxy);
+    if (st != NVM_OK) {
+        if (err != NULL) {
+            memset(err, 0, sizeof *err);
+            err->status = st;
+            snprintf(err->message, sizeof err->message, "cannot create a VM: %s",
+                     nvm_status_meaning(st));
+        }
+        return st;
+    }
+    st = install != NULL ? install(install_ud, proxy) : NVM_OK;
+    if (st == NVM_OK)
+        st = nvm_sandbox_run(cfg, m, proxy, install == install_host ? install_ud : NULL,
+                             gas_used, err);
+    else if (err != NULL)
+        *err = *nvm_vm_error(proxy);
+    nvm_vm_free(proxy);
+    return st;
+}
+#endif
+
+nvm_status nvm_exec_local(const nvm_config *cfg, const nvm_module *m, nvm_tier tier,
+                          nvm_cap_installer install, void *install_ud, int64_t *gas_used,
+                          nvm_error *err)
+{
+#ifdef NVM_HAVE_WASM_SANDBOX
+    if (tier == NVM_TIER_WASM)
+        return run_wasm(cfg, m, install, install_ud, gas_used, err);
+#endif
+    if (tier != NVM_TIER_INTERP) {
+        if (err != NULL) {
+            memset(err, 0, sizeof *err);
+            err->status = NVM_E_USAGE;
+            snprintf(err->message, sizeof err->message, "tier %s is not available in this build",
+                     nvm_tier_name(tier));
+        }
+        return NVM_E_USAGE;
+    }
+    return run_interp(cfg, m, install, install_ud, gas_used, err);
 }
 
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
@@ -66,5 +137,7 @@ nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, 
         }
         return NVM_E_USAGE;
     }
-    return run_interp(cfg, m, h, gas_used, err);
+    if (isolate)
+        return nvm_isolate_run(cfg, m, h, tier, NULL, gas_used, err);
+    return nvm_exec_local(cfg, m, tier, install_host, h, gas_used, err);
 }

@@ -72,6 +72,9 @@ nvm_status nvm_host_deny(nvm_host *h, nvm_vm *vm, const char *capname, const cha
  * (the call must then not act). */
 nvm_status nvm_host_audit_call(nvm_host *h, const char *capname, const char *scope,
                                const char *arg, bool pure);
+/* One audit record (event + NULL-terminated key/value fields) through the host's hook; NVM_OK
+ * when h is NULL or has no hook (broker.c: events of isolated runs). */
+nvm_status nvm_host_audit_event(nvm_host *h, const char *event, const char *const *fields);
 /* Per-run host limits (bytes read/written, handles, connections, wall time): exceeding one ends
  * the run with NVM_E_HOSTLIMIT or NVM_E_TIME (exit 5, not catchable). */
 nvm_status nvm_host_account(nvm_host *h, nvm_vm *vm, int64_t nread, int64_t nwritten);

@@ -1,7 +1,7 @@
 /* policy.h - the trust policy (JSON via jansson; docs/policy.md).
  * Paths in the file are relative to the policy file's directory. Without a policy file the
  * built-in default applies (documented in docs/policy.md): no roots, no pins, min_level
- * "restricted", on_invalid_signature "reject", every level runs on the interpreter with the
+ * "restricted", on_invalid_signature "reject", every level with tier "auto" and the
  * VM's default limits, tier overrides allowed, no state dir, no audit log. Unknown keys are an
  * error. */
 #ifndef NVM_POLICY_H
