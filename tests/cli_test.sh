@@ -38,6 +38,8 @@ expect run-ok 0 "" -- "$NVM" run --tier interp "$T/hi.casm"
 grep -qx hi "$T/out" && pass=$((pass + 1)) || { echo "FAIL run-ok output"; fail=$((fail + 1)); }
 expect run-with-args 0 "" -- "$NVM" run "$T/hi.casm" -- --not-an-option x y
 expect run-gas 5 "gas" -- "$NVM" run --gas 1000 "$T/spin.casm"
+printf '{"levels": {"sandboxed": {"limits": {"wall_ms": 200}}}}\n' >"$T/wall.json"
+expect run-wall-time 5 "wall-time limit exceeded" -- "$NVM" run --policy "$T/wall.json" "$T/spin.casm"
 expect asm-no-out 2 "usage" -- "$NVM" asm "$T/hi.casm"
 expect asm 0 "" -- "$NVM" asm "$T/hi.casm" -o "$T/hi.nvmb"
 expect run-nvmb 0 "" -- "$NVM" run "$T/hi.nvmb"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nanovm.h"
+#include "host/hal.h"
 #include "host/isolate.h"
 #ifdef NVM_HAVE_WASM_SANDBOX
 #include "tier/wasm/sandbox.h"
@@ -123,6 +124,29 @@ nvm_status nvm_exec_local(const nvm_config *cfg, const nvm_module *m, nvm_tier t
     return run_interp(cfg, m, install, install_ud, gas_used, err);
 }
 
+typedef struct exec_tick {
+    nvm_host *h;
+    nvm_status (*inner)(void *ud);
+    void *inner_ud;
+} exec_tick;
+
+static nvm_status exec_tick_fn(void *ud)
+{
+    exec_tick *t = ud;
+    if (t->inner != NULL) {
+        nvm_status st = t->inner(t->inner_ud);
+        if (st != NVM_OK)
+            return st;
+    }
+    if (nvm_host_now_ms() <= t->h->deadline_ms)
+        return NVM_OK;
+    char max[32];
+    snprintf(max, sizeof max, "%lld", (long long)t->h->cfg.wall_ms);
+    const char *f[] = {"limit", "wall_ms", "max", max, NULL};
+    (void)nvm_host_audit_event(t->h, "limit", f);
+    return NVM_E_TIME;
+}
+
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
                        bool isolate, int64_t *gas_used, nvm_error *err)
 {
@@ -139,5 +163,13 @@ nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, 
     }
     if (isolate)
         return nvm_isolate_run(cfg, m, h, tier, NULL, gas_used, err);
-    return nvm_exec_local(cfg, m, tier, install_host, h, gas_used, err);
+    if (h == NULL || h->deadline_ms < 0)
+        return nvm_exec_local(cfg, m, tier, install_host, h, gas_used, err);
+    /* A wall-time limit: the interpreter's interrupt hook (every 65,536 instructions) checks the
+     * host's deadline, after the embedder's own hook if there is one. */
+    exec_tick tick = {h, cfg->interrupt, cfg->interrupt_ud};
+    nvm_config tc = *cfg;
+    tc.interrupt = exec_tick_fn;
+    tc.interrupt_ud = &tick;
+    return nvm_exec_local(&tc, m, tier, install_host, h, gas_used, err);
 }

@@ -24,6 +24,9 @@
 #include "host/hal.h"
 #include "host/isolate.h"
 #include "vm/capcall.h"
+#ifdef NVM_HAVE_WASM_SANDBOX
+#include "tier/wasm/sandbox.h"
+#endif
 
 /* AddressSanitizer reserves terabytes of shadow address space: RLIMIT_AS and RLIMIT_DATA would
  * make every allocation fail, so sanitizer builds run the child without them (the VM's own
@@ -241,6 +244,7 @@ static const char *install_seccomp(void)
                                 SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg)};
     static const int plain[] = {SCMP_SYS(munmap),     SCMP_SYS(mremap), SCMP_SYS(brk),
                                 SCMP_SYS(madvise),    SCMP_SYS(futex),  SCMP_SYS(rt_sigreturn),
+                                SCMP_SYS(rt_sigprocmask),
                                 SCMP_SYS(exit_group), SCMP_SYS(exit)};
     const char *why = NULL;
     scmp_filter_ctx ctx =
@@ -263,6 +267,13 @@ static const char *install_seccomp(void)
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                               arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    /* the wasm tier's guard pages: its fault handler is swapped in and out around each run */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+                              arg_cmp(0, SCMP_CMP_EQ, SIGSEGV, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+                              arg_cmp(0, SCMP_CMP_EQ, SIGBUS, 0));
     if (rc != 0)
         why = "cannot build the seccomp filter";
     else if (seccomp_load(ctx) != 0)
@@ -307,6 +318,10 @@ static _Noreturn void child_main(const nvm_config *cfg, const nvm_module *m, nvm
         setup_failed(c, why);
     if (prctl(PR_SET_DUMPABLE, 0) != 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         setup_failed(c, "prctl");
+#ifdef NVM_HAVE_WASM_SANDBOX
+    if (tier == NVM_TIER_WASM)
+        nvm_sandbox_preinit(); /* the runtime's one-time set-up needs calls the filter forbids */
+#endif
     if ((why = install_seccomp()) != NULL)
         setup_failed(c, why);
     if (!nvm_iso_begin(&c->out, NVM_ISO_HELLO) || !nvm_iso_put_u32(&c->out, ns) ||
@@ -401,6 +416,11 @@ nvm_status nvm_isolate_run(const nvm_config *cfg, const nvm_module *m, nvm_host 
     }
     iso_limits lim;
     compute_limits(cfg, h, &lim);
+#ifdef NVM_HAVE_WASM_SANDBOX
+    /* the sandbox reserves address space it never commits; RLIMIT_DATA still caps real use */
+    if (tier == NVM_TIER_WASM)
+        lim.as = add_sat(lim.as, (rlim_t)nvm_sandbox_address_space());
+#endif
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         st = NVM_E_INTERNAL;
         goto fail_msg;

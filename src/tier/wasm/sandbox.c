@@ -89,6 +89,15 @@ void nvm_sandbox_preinit(void)
     pthread_once(&runtime_once, runtime_init);
 }
 
+uint64_t nvm_sandbox_address_space(void)
+{
+#if WASM_RT_MEMCHECK_SIGNAL_HANDLER
+    return ((uint64_t)8 << 30) + ((uint64_t)1 << 30);
+#else
+    return 0;
+#endif
+}
+
 uint32_t nvm_sandbox_max_pages(uint64_t max_memory, uint64_t module_bytes)
 {
     uint64_t limit = (uint64_t)1 << 32;

@@ -25,6 +25,9 @@ nvm_status nvm_sandbox_run(const nvm_config *cfg, const nvm_module *m, nvm_vm *p
  * Each run then needs mmap/mprotect/munmap (its memory) and, in guard-page mode, rt_sigaction
  * (the fault handler is in force only while guest code runs). */
 void nvm_sandbox_preinit(void);
+/* Address space one sandboxed run reserves without committing it (its guard-page region), so
+ * that a process limiting RLIMIT_AS can leave room for it. */
+uint64_t nvm_sandbox_address_space(void);
 
 /* Tests of the import checks: instantiates a sandbox and makes the guest call its cap_call import
  * with exactly these raw values, as a compromised guest could. NVM_OK when the host accepted the
