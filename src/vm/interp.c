@@ -208,15 +208,26 @@ static NVM_COLD nvm_status grow_array(nvm_vm *vm, void **p, uint32_t *cap, uint6
     return NVM_OK;
 }
 
-/* Makes room for a call to `fn` whose frame starts at stack index `base`: depth limit, operand
- * stack (base + max_height + 1 values), a frame record and the callee's slots. */
-static NVM_COLD nvm_status ensure_call_space(nvm_vm *vm, const nvm_func *fn, uint32_t base)
+/* Recomputes the limits CALL compares against (vm.h). */
+static void set_limits(nvm_vm *vm)
 {
-    nvm_status st;
+    uint32_t lim = vm->frames_cap < vm->cfg.max_depth ? vm->frames_cap : vm->cfg.max_depth;
+    vm->stack_end = vm->stack != NULL ? vm->stack + vm->stack_cap : NULL;
+    vm->slots_end = vm->slots != NULL ? vm->slots + vm->slots_cap : NULL;
+    vm->frames_end = vm->frames != NULL ? vm->frames + lim : NULL;
+}
+
+/* Makes room for a call to `pf` made at operand stack index `spi` whose slots start at index
+ * `slot_base`: depth limit, operand stack (spi + need values), a frame record and the callee's
+ * slots. */
+static NVM_COLD nvm_status ensure_call_space(nvm_vm *vm, const nvm_pfunc *pf, uint32_t spi,
+                                             uint32_t slot_base)
+{
+    nvm_status st = NVM_OK;
     if (vm->depth >= vm->cfg.max_depth)
         return nvm_vm_raise(vm, NVM_E_DEPTH, "call depth limit exceeded (%u frames)",
                             (unsigned)vm->cfg.max_depth);
-    uint64_t need = (uint64_t)base + fn->max_height + 1;
+    uint64_t need = (uint64_t)spi + pf->need;
     if (need > vm->stack_cap) {
         if (need > vm->cfg.max_stack)
             return nvm_vm_raise(vm, NVM_E_STACK, "operand stack limit exceeded (%u values)",
@@ -225,7 +236,7 @@ static NVM_COLD nvm_status ensure_call_space(nvm_vm *vm, const nvm_func *fn, uin
         st = grow_array(vm, &p, &vm->stack_cap, need, vm->cfg.max_stack, sizeof(nvm_value));
         vm->stack = p;
         if (st != NVM_OK)
-            return st;
+            goto done;
     }
     if (vm->depth >= vm->frames_cap) {
         void *p = vm->frames;
@@ -233,19 +244,21 @@ static NVM_COLD nvm_status ensure_call_space(nvm_vm *vm, const nvm_func *fn, uin
                         sizeof(nvm_frame));
         vm->frames = p;
         if (st != NVM_OK)
-            return st;
+            goto done;
     }
-    uint64_t sneed = (uint64_t)vm->nslots_used + fn->nslots;
+    uint64_t sneed = (uint64_t)slot_base + pf->nslots;
     if (sneed > vm->slots_cap) {
-        if (sneed > UINT32_MAX)
-            return nvm_vm_raise(vm, NVM_E_MEMORY, "memory limit exceeded (frame slots)");
+        if (sneed > UINT32_MAX) {
+            st = nvm_vm_raise(vm, NVM_E_MEMORY, "memory limit exceeded (frame slots)");
+            goto done;
+        }
         void *p = vm->slots;
         st = grow_array(vm, &p, &vm->slots_cap, sneed, UINT32_MAX, sizeof(nvm_value));
         vm->slots = p;
-        if (st != NVM_OK)
-            return st;
     }
-    return NVM_OK;
+done:
+    set_limits(vm);
+    return st;
 }
 
 static NVM_COLD nvm_status grow_handlers(nvm_vm *vm)
@@ -255,23 +268,6 @@ static NVM_COLD nvm_status grow_handlers(nvm_vm *vm)
                                sizeof(nvm_handler));
     vm->handlers = p;
     return st;
-}
-
-/* Pushes a frame for function `fidx`; space was ensured. Returns the new frame. */
-static inline nvm_frame *push_frame(nvm_vm *vm, const nvm_func *fn, uint32_t fidx, uint32_t base)
-{
-    nvm_frame *f = &vm->frames[vm->depth++];
-    f->fn = fn;
-    f->func_index = fidx;
-    f->pc = 0;
-    f->base = base;
-    f->slot_base = vm->nslots_used;
-    f->handler_base = vm->nhandlers;
-    nvm_value *s = vm->slots + vm->nslots_used;
-    for (uint32_t i = 0; i < fn->nslots; i++)
-        s[i] = undef_value();
-    vm->nslots_used += fn->nslots;
-    return f;
 }
 
 /* Fills `arr` (fresh, rooted only by the caller's troot) with n values. */
@@ -546,6 +542,9 @@ static inline nvm_value fx_slot(const nvm_value *s)
 #define FX_TLEN_S 1
 #define FX_TLEN_JZ 1
 #define FX_TLEN_JNZ 1
+#define FX_TLEN_XADD 1
+#define FX_TLEN_XSUB 1
+#define FX_TLEN_XMUL 1
 #define FX_KIND_ADD ARITH
 #define FX_KIND_SUB ARITH
 #define FX_KIND_MUL ARITH
@@ -561,16 +560,25 @@ static inline nvm_value fx_slot(const nvm_value *s)
 /* Arithmetic tails: push the result, or store it (STORE c). */
 #define FX_ATAIL_P(F) vcopy(sp++, &r_)
 #define FX_ATAIL_S(F) vcopy(&slots[FX_TOP_##F], &r_)
+#define FX_ATAIL_XADD(F) vcopy(sp - 1, &r_)
+#define FX_ATAIL_XSUB(F) vcopy(sp - 1, &r_)
+#define FX_ATAIL_XMUL(F) vcopy(sp - 1, &r_)
+/* Second operator of the X tails (form LL: nothing was taken from the stack): top OP2 r_. */
+#define FX_AOK_P 1
+#define FX_AOK_S 1
+#define FX_AOK_XADD fx_arith(NVM_OP_ADD, fx_slot(sp - 1), r_, &r_)
+#define FX_AOK_XSUB fx_arith(NVM_OP_SUB, fx_slot(sp - 1), r_, &r_)
+#define FX_AOK_XMUL fx_arith(NVM_OP_MUL, fx_slot(sp - 1), r_, &r_)
 /* Comparison tails: push the bool, or branch on it. */
 #define FX_CTAIL_P(F) (*sp++ = nvm_bool(c_ != 0))
 #define FX_CTAIL_JZ(F)                                                                             \
     if (!c_) {                                                                                     \
-        ip = code + FX_TOP_##F;                                                                    \
+        ip += (int32_t)FX_TOP_##F;                                                                 \
         DISPATCH();                                                                                \
     }
 #define FX_CTAIL_JNZ(F)                                                                            \
     if (c_) {                                                                                      \
-        ip = code + FX_TOP_##F;                                                                    \
+        ip += (int32_t)FX_TOP_##F;                                                                 \
         DISPATCH();                                                                                \
     }
 
@@ -579,7 +587,8 @@ static inline nvm_value fx_slot(const nvm_value *s)
     {                                                                                              \
         const int64_t kk_ = FX_LEN_##F + FX_TLEN_##T;                                              \
         nvm_value r_;                                                                              \
-        if (UNLIKELY(gas_left < kk_ - 1 || !fx_arith(NVM_OP_##O, FX_X_##F, FX_Y_##F, &r_)))        \
+        if (UNLIKELY(gas_left < kk_ - 1 || !fx_arith(NVM_OP_##O, FX_X_##F, FX_Y_##F, &r_) ||       \
+                     !FX_AOK_##T))                                                                 \
             FX_FALLBACK();                                                                         \
         gas_left -= kk_ - 1;                                                                       \
         sp -= FX_IN_##F;                                                                           \
@@ -599,6 +608,42 @@ static inline nvm_value fx_slot(const nvm_value *s)
         sp -= FX_IN_##F;                                                                           \
         FX_CTAIL_##T(F);                                                                           \
         ip += kk_;                                                                                 \
+        DISPATCH();                                                                                \
+    }
+/* JMP into a compare-and-branch superinstruction: the dispatch charged the JMP; the target's
+ * sequence runs when the countdown covers it and the fast path applies, otherwise control goes
+ * on at the target as after a plain JMP. */
+#define FX_JHANDLER(F, O, T)                                                                       \
+    CASE_FX(J_##F##_##O##_##T)                                                                     \
+    {                                                                                              \
+        const int64_t kk_ = FX_LEN_##F + FX_TLEN_##T;                                              \
+        int c_;                                                                                    \
+        ip += (int32_t)ip->a;                                                                      \
+        if (UNLIKELY(gas_left < kk_ || (c_ = fx_cmp(NVM_OP_##O, FX_X_##F, FX_Y_##F)) < 0))         \
+            DISPATCH();                                                                            \
+        gas_left -= kk_;                                                                           \
+        FX_CTAIL_##T(F);                                                                           \
+        ip += kk_;                                                                                 \
+        DISPATCH();                                                                                \
+    }
+/* Array element compared with a slot, then a branch (NVM_FX_GLIST). */
+#define FX_TOP_G nvm_fx_hi(ip->k.i)
+#define FX_GHANDLER(F, O, T)                                                                       \
+    CASE_FX(G_##O##_##T)                                                                           \
+    {                                                                                              \
+        const nvm_value *u = &slots[ip->a], *w = &slots[nvm_fx_lo(ip->k.i) & 0xffff];              \
+        int c_;                                                                                    \
+        if (UNLIKELY(gas_left < 5 || u->type != NVM_T_ARRAY || w->type != NVM_T_INT))              \
+            FX_FALLBACK();                                                                         \
+        const nvm_array *arr = nvm_heap_obj(&vm->heap, *u);                                        \
+        int64_t k = w->as.i < 0 ? w->as.i + (int64_t)arr->len : w->as.i;                           \
+        if (UNLIKELY(k < 0 || k >= (int64_t)arr->len ||                                            \
+                     (c_ = fx_cmp(NVM_OP_##O, fx_slot(&arr->items[k]),                             \
+                                  fx_slot(&slots[nvm_fx_lo(ip->k.i) >> 16]))) < 0))                \
+            FX_FALLBACK();                                                                         \
+        gas_left -= 5;                                                                             \
+        FX_CTAIL_##T(G);                                                                           \
+        ip += 6;                                                                                   \
         DISPATCH();                                                                                \
     }
 #define FX_BODY3(K, F, O, T) FX_BODY_##K(F, O, T)
@@ -626,18 +671,30 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
 #define FX_LABEL(F, O, T) [NVM_FX_##F##_##O##_##T] = &&LF_##F##_##O##_##T,
         NVM_FX_LIST(FX_LABEL)
 #undef FX_LABEL
+#define FX_JLABEL(F, O, T) [NVM_FX_J_##F##_##O##_##T] = &&LF_J_##F##_##O##_##T,
+        NVM_FX_JLIST(FX_JLABEL)
+#undef FX_JLABEL
+#define FX_GLABEL(F, O, T) [NVM_FX_G_##O##_##T] = &&LF_G_##O##_##T,
+        NVM_FX_GLIST(FX_GLABEL)
+#undef FX_GLABEL
         [NVM_FX_PUSH2] = &&LF_PUSH2,
         [NVM_FX_MOV] = &&LF_MOV,
         [NVM_FX_TEE] = &&LF_TEE,
         [NVM_FX_LLGET] = &&LF_LLGET,
         [NVM_FX_SETPOP] = &&LF_SETPOP,
         [NVM_FX_PUSHPOP] = &&LF_PUSHPOP,
+        [NVM_FX_ASETL] = &&LF_ASETL,
+        [NVM_FX_ASETB] = &&LF_ASETB,
+        [NVM_FX_APUSHL] = &&LF_APUSHL,
+        [NVM_FX_APUSHB] = &&LF_APUSHB,
+        [NVM_FX_LGETF] = &&LF_LGETF,
+        [NVM_FX_SETFPOP] = &&LF_SETFPOP,
     };
 #else
     uint32_t opsel;
 #endif
     const nvm_module *m = vm->mod;
-    const nvm_func *funcs = m->funcs;
+    const nvm_pfunc *const pfuncs = vm->pfuncs;
     nvm_status st = NVM_OK;
     const int64_t gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
     int64_t gas_left = gas_start < NVM_GAS_CHUNK ? gas_start : NVM_GAS_CHUNK;
@@ -645,21 +702,24 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
 
     vm->sp = 0;
     vm->depth = 0;
-    vm->nslots_used = 0;
     vm->nhandlers = 0;
     vm->gas_used = 0;
 
-    const nvm_func *entry = &funcs[m->entry];
-    st = ensure_call_space(vm, entry, 0);
+    const nvm_pfunc *entry = &pfuncs[m->entry];
+    set_limits(vm);
+    st = ensure_call_space(vm, entry, 0, 0);
     if (st != NVM_OK)
         return st;
-    nvm_frame *frame = push_frame(vm, entry, m->entry, 0);
+    nvm_frame *frame = vm->frames;
+    frame->pf = entry;
+    frame->ip = entry->code;
+    vm->depth = 1;
     nvm_value *stack = vm->stack;
     nvm_value *sp = stack;
-    nvm_value *slots = vm->slots + frame->slot_base;
-    nvm_insn *const *pcode = vm->pcode;
-    const nvm_insn *code = pcode[m->entry];
-    const nvm_insn *ip = code;
+    nvm_value *slots = vm->slots;
+    for (uint32_t i = 0; i < entry->nslots; i++)
+        slots[i] = undef_value();
+    const nvm_insn *ip = entry->code;
 
 #if NVM_COMPUTED_GOTO
     DISPATCH();
@@ -959,7 +1019,7 @@ reswitch:
         /* ---- control ---- */
         CASE(JMP)
         {
-            ip = code + ip->a;
+            ip += (int32_t)ip->a;
             DISPATCH();
         }
         CASE(JZ)
@@ -967,7 +1027,7 @@ reswitch:
             const nvm_value *c = --sp;
             bool t = LIKELY(c->type == NVM_T_BOOL) ? c->as.b != 0 : truthy(vm, *c);
             if (!t) {
-                ip = code + ip->a;
+                ip += (int32_t)ip->a;
                 DISPATCH();
             }
             NEXT();
@@ -977,47 +1037,57 @@ reswitch:
             const nvm_value *c = --sp;
             bool t = LIKELY(c->type == NVM_T_BOOL) ? c->as.b != 0 : truthy(vm, *c);
             if (t) {
-                ip = code + ip->a;
+                ip += (int32_t)ip->a;
                 DISPATCH();
             }
             NEXT();
         }
         CASE(CALL)
         {
-            const nvm_func *callee = &funcs[ip->a];
-            uint32_t spi = (uint32_t)(sp - stack);
-            uint32_t base = spi - callee->consumed;
-            frame->pc = (uint32_t)(ip - code) + 1;
-            if (UNLIKELY(vm->depth >= vm->cfg.max_depth || vm->depth >= vm->frames_cap ||
-                         (uint64_t)base + callee->max_height + 1 > vm->stack_cap ||
-                         (uint64_t)vm->nslots_used + callee->nslots > vm->slots_cap)) {
-                CHECK(ensure_call_space(vm, callee, base));
+            /* The callee's slots follow the caller's (k: the caller's slot count, prep.c). */
+            const nvm_pfunc *cf = &pfuncs[ip->a];
+            nvm_value *cslots = slots + ip->k.i;
+            if (UNLIKELY(frame + 1 >= vm->frames_end || sp + cf->need > vm->stack_end ||
+                         cslots + cf->nslots > vm->slots_end)) {
+                uint32_t spi = (uint32_t)(sp - stack);
+                uint32_t sb = (uint32_t)(cslots - vm->slots);
+                CHECK(ensure_call_space(vm, cf, spi, sb));
                 stack = vm->stack;
                 sp = stack + spi;
+                frame = vm->frames + (vm->depth - 1);
+                cslots = vm->slots + sb;
             }
-            frame = push_frame(vm, callee, ip->a, base);
-            slots = vm->slots + frame->slot_base;
-            code = pcode[ip->a];
-            ip = code;
+            frame->ip = ip + 1;
+            frame++;
+            frame->pf = cf;
+            vm->depth++;
+            slots = cslots;
+            for (uint32_t i = 0, n = cf->nslots; i < n; i++)
+                slots[i].type = NVM_T_UNDEF;
+            ip = cf->code;
             DISPATCH();
         }
         CASE(RET)
         {
+            /* a: the height of the stack above the frame's lowest value (prep.c). */
             nvm_value result;
             vcopy(&result, sp - 1);
-            if (UNLIKELY(vm->depth == 1)) {
+            if (UNLIKELY(frame == vm->frames)) {
                 st = NVM_OK;
                 goto finish;
             }
-            vm->nhandlers = frame->handler_base;
-            vm->nslots_used = frame->slot_base;
-            sp = stack + frame->base;
+            uint32_t nh = vm->nhandlers;
+            if (UNLIKELY(nh > 0 && vm->handlers[nh - 1].frame == vm->depth - 1)) {
+                while (nh > 0 && vm->handlers[nh - 1].frame == vm->depth - 1)
+                    nh--;
+                vm->nhandlers = nh;
+            }
+            sp -= ip->a;
             vcopy(sp++, &result);
             vm->depth--;
-            frame = &vm->frames[vm->depth - 1];
-            slots = vm->slots + frame->slot_base;
-            code = pcode[frame->func_index];
-            ip = code + frame->pc;
+            frame--;
+            slots -= frame->pf->nslots;
+            ip = frame->ip;
             DISPATCH();
         }
         CASE(HALT)
@@ -1033,11 +1103,13 @@ reswitch:
             h->frame = vm->depth - 1;
             h->sp = (uint32_t)(sp - stack);
             h->target = ip->a;
+            h->slot_base = (uint32_t)(slots - vm->slots);
             NEXT();
         }
         CASE(EXIT_TRY)
         {
-            if (UNLIKELY(vm->nhandlers <= frame->handler_base))
+            if (UNLIKELY(vm->nhandlers == 0 ||
+                         vm->handlers[vm->nhandlers - 1].frame != vm->depth - 1))
                 FAIL(program_error(vm, "EXIT_TRY without a matching ENTER_TRY", 0));
             vm->nhandlers--;
             NEXT();
@@ -1056,12 +1128,10 @@ reswitch:
                 nvm_handler h = vm->handlers[--vm->nhandlers];
                 vm->depth = h.frame + 1;
                 frame = &vm->frames[h.frame];
-                vm->nslots_used = frame->slot_base + frame->fn->nslots;
-                slots = vm->slots + frame->slot_base;
-                code = pcode[frame->func_index];
+                slots = vm->slots + h.slot_base;
                 sp = stack + h.sp;
                 *sp++ = v;
-                ip = code + h.target;
+                ip = frame->pf->code + h.target;
             }
             DISPATCH();
         }
@@ -1072,7 +1142,7 @@ reswitch:
             nvm_value result = nvm_null();
             SYNC();
             vm->gas_used = GAS_USED();
-            frame->pc = (uint32_t)(ip - code);
+            frame->ip = ip;
             vm->err.status = NVM_OK;
             st = ce->fn(vm, ce->ud, sp - argc, argc, &result);
             if (UNLIKELY(st != NVM_OK)) {
@@ -1319,6 +1389,8 @@ reswitch:
 
         /* ---- superinstructions (fused.h) ---- */
         NVM_FX_LIST(FX_HANDLER)
+        NVM_FX_JLIST(FX_JHANDLER)
+        NVM_FX_GLIST(FX_GHANDLER)
         CASE_FX(PUSH2)
         {
             const nvm_value *u = &slots[ip->a], *w = &slots[nvm_fx_lo(ip->k.i)];
@@ -1382,8 +1454,99 @@ reswitch:
         {
             if (UNLIKELY(gas_left < 1 || sp[-2].type != NVM_T_ARRAY))
                 FX_FALLBACK();
-            CHECK(nvm_array_push(vm, sp[-2], sp[-1]));
+            nvm_array *arr = nvm_heap_obj(&vm->heap, sp[-2]);
+            if (LIKELY(arr->len < arr->cap))
+                vcopy(&arr->items[arr->len++], sp - 1);
+            else
+                CHECK(nvm_array_push(vm, sp[-2], sp[-1]));
             gas_left -= 1;
+            sp -= 2;
+            ip += 2;
+            DISPATCH();
+        }
+        CASE_FX(ASETL)
+        {
+            const nvm_value *u = &slots[ip->a], *w = &slots[nvm_fx_lo(ip->k.i)];
+            const nvm_value *x = &slots[nvm_fx_hi(ip->k.i)];
+            if (UNLIKELY(gas_left < 4 || u->type != NVM_T_ARRAY || w->type != NVM_T_INT ||
+                         x->type == NVM_T_UNDEF))
+                FX_FALLBACK();
+            nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
+            int64_t k = w->as.i < 0 ? w->as.i + (int64_t)arr->len : w->as.i;
+            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
+                FX_FALLBACK();
+            gas_left -= 4;
+            vcopy(&arr->items[k], x);
+            ip += 5;
+            DISPATCH();
+        }
+        CASE_FX(ASETB)
+        {
+            const nvm_value *u = &slots[ip->a], *w = &slots[nvm_fx_lo(ip->k.i)];
+            if (UNLIKELY(gas_left < 4 || u->type != NVM_T_ARRAY || w->type != NVM_T_INT))
+                FX_FALLBACK();
+            nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
+            int64_t k = w->as.i < 0 ? w->as.i + (int64_t)arr->len : w->as.i;
+            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
+                FX_FALLBACK();
+            gas_left -= 4;
+            arr->items[k] = nvm_bool(nvm_fx_hi(ip->k.i) != 0);
+            ip += 5;
+            DISPATCH();
+        }
+        CASE_FX(APUSHL)
+        {
+            const nvm_value *u = &slots[ip->a], *x = &slots[nvm_fx_lo(ip->k.i)];
+            if (UNLIKELY(gas_left < 3 || u->type != NVM_T_ARRAY || x->type == NVM_T_UNDEF))
+                FX_FALLBACK();
+            nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
+            if (UNLIKELY(arr->len >= arr->cap))
+                FX_FALLBACK();
+            gas_left -= 3;
+            vcopy(&arr->items[arr->len++], x);
+            ip += 4;
+            DISPATCH();
+        }
+        CASE_FX(APUSHB)
+        {
+            const nvm_value *u = &slots[ip->a];
+            if (UNLIKELY(gas_left < 3 || u->type != NVM_T_ARRAY))
+                FX_FALLBACK();
+            nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
+            if (UNLIKELY(arr->len >= arr->cap))
+                FX_FALLBACK();
+            gas_left -= 3;
+            arr->items[arr->len++] = nvm_bool(nvm_fx_lo(ip->k.i) != 0);
+            ip += 4;
+            DISPATCH();
+        }
+        CASE_FX(LGETF)
+        {
+            /* The GET_FIELD at ip + 1 holds the key and the inline cache. */
+            const nvm_value *u = &slots[ip->a];
+            if (UNLIKELY(gas_left < 1 || u->type != NVM_T_MAP))
+                FX_FALLBACK();
+            const nvm_map *mp = nvm_heap_obj(&vm->heap, *u);
+            uint32_t pos = nvm_fx_lo(ip[1].k.i);
+            if (UNLIKELY(pos >= mp->nentries || mp->entries[pos].key.type != NVM_T_STR ||
+                         mp->entries[pos].key.as.h != vm->consts[ip[1].a].as.h))
+                FX_FALLBACK();
+            gas_left -= 1;
+            vcopy(sp++, &mp->entries[pos].value);
+            ip += 2;
+            DISPATCH();
+        }
+        CASE_FX(SETFPOP)
+        {
+            if (UNLIKELY(gas_left < 1 || sp[-2].type != NVM_T_MAP))
+                FX_FALLBACK();
+            nvm_map *mp = nvm_heap_obj(&vm->heap, sp[-2]);
+            uint32_t pos = nvm_fx_lo(ip->k.i);
+            if (UNLIKELY(pos >= mp->nentries || mp->entries[pos].key.type != NVM_T_STR ||
+                         mp->entries[pos].key.as.h != vm->consts[ip->a].as.h))
+                FX_FALLBACK();
+            gas_left -= 1;
+            vcopy(&mp->entries[pos].value, sp - 1);
             sp -= 2;
             ip += 2;
             DISPATCH();
@@ -1407,11 +1570,9 @@ error:
         nvm_handler h = vm->handlers[--vm->nhandlers];
         vm->depth = h.frame + 1;
         frame = &vm->frames[h.frame];
-        vm->nslots_used = frame->slot_base + frame->fn->nslots;
-        slots = vm->slots + frame->slot_base;
-        code = pcode[frame->func_index];
+        slots = vm->slots + h.slot_base;
         sp = stack + h.sp;
-        ip = code + h.target;
+        ip = frame->pf->code + h.target;
         SYNC();
         nvm_value msg;
         st = nvm_str_new(vm, vm->err.message, strlen(vm->err.message), &msg);
@@ -1439,7 +1600,7 @@ gas_event:
     if (vm->cfg.interrupt != NULL) {
         SYNC();
         vm->gas_used = GAS_USED();
-        frame->pc = (uint32_t)(ip - code);
+        frame->ip = ip;
         vm->err.status = NVM_OK;
         st = vm->cfg.interrupt(vm->cfg.interrupt_ud);
         if (st != NVM_OK) {
@@ -1460,7 +1621,7 @@ gas_event:
 finish:
     vm->sp = (uint32_t)(sp - stack);
     if (vm->depth > 0)
-        vm->frames[vm->depth - 1].pc = (uint32_t)(ip - code);
+        vm->frames[vm->depth - 1].ip = ip;
     vm->gas_used = GAS_USED();
     return st;
 }

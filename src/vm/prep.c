@@ -1,6 +1,14 @@
-/* prep.c - builds the VM's prepared code (fused.h) when a module is loaded: a copy of every
- * function's code with dispatch ids in `pad` and superinstructions chosen by a peephole pass that
- * never fuses across a jump or handler target. The module itself is never changed. */
+/* prep.c - builds the VM's prepared functions (vm.h nvm_pfunc) and code (fused.h) when a module
+ * is loaded: a copy of every function's code with dispatch ids in `pad` and superinstructions
+ * chosen by a peephole pass that never fuses across a jump or handler target. The module itself
+ * is never changed.
+ *
+ * Operands that differ from the module's code (the interpreter relies on them):
+ *   - JMP, JZ, JNZ and the JZ/JNZ tails of superinstructions: `a` (or the tail operand) is the
+ *     target relative to the instruction holding it, as an int32 (ENTER_TRY stays absolute);
+ *   - RET: `a` is the verified stack height before it above the frame's lowest value
+ *     (consumed + height), so the interpreter finds the frame's base without storing it;
+ *   - CALL: `k.i` is the calling function's slot count (the callee's slots follow the caller's). */
 #include <string.h>
 
 #include "vm.h"
@@ -36,8 +44,8 @@ static const uint16_t fx_table[NVM_FXF_N][OPI_N][NVM_FXT_N] = {
 };
 
 /* Tail of a sequence whose operator is at index t-1: the instruction at t when it can join. */
-static int tail_at(const nvm_insn *in, const uint8_t *target, uint32_t n, uint32_t t, int opi,
-                   uint32_t *operand)
+static int tail_at(const nvm_insn *in, const uint8_t *target, uint32_t n, uint32_t head,
+                   uint32_t t, int opi, uint32_t *operand)
 {
     if (t >= n || target[t])
         return NVM_FXT_P;
@@ -46,8 +54,14 @@ static int tail_at(const nvm_insn *in, const uint8_t *target, uint32_t n, uint32
         *operand = in[t].a;
         return NVM_FXT_S;
     }
+    if (!cmp && in[t].op == NVM_OP_ADD)
+        return NVM_FXT_XADD;
+    if (!cmp && in[t].op == NVM_OP_SUB)
+        return NVM_FXT_XSUB;
+    if (!cmp && in[t].op == NVM_OP_MUL)
+        return NVM_FXT_XMUL;
     if (cmp && (in[t].op == NVM_OP_JZ || in[t].op == NVM_OP_JNZ)) {
-        *operand = in[t].a;
+        *operand = in[t].a - head; /* relative to the superinstruction (wraps like int32) */
         return in[t].op == NVM_OP_JZ ? NVM_FXT_JZ : NVM_FXT_JNZ;
     }
     return NVM_FXT_P;
@@ -67,6 +81,47 @@ static uint32_t fuse_at(const nvm_insn *in, nvm_insn *out, const uint8_t *target
 
     if (c->op == NVM_OP_LOAD && FREE(i + 1)) {
         const nvm_insn *d = &in[i + 1];
+        const nvm_insn *e = FREE(i + 2) ? &in[i + 2] : NULL;
+        bool ev = e != NULL && (e->op == NVM_OP_LOAD || e->op == NVM_OP_PUSH_BOOL);
+        if (d->op == NVM_OP_LOAD && ev && FREE(i + 3) && in[i + 3].op == NVM_OP_ARR_SET &&
+            FREE(i + 4) && in[i + 4].op == NVM_OP_POP) {
+            out[i].pad = e->op == NVM_OP_LOAD ? NVM_FX_ASETL : NVM_FX_ASETB;
+            out[i].k.i = nvm_fx_pack(d->a, e->op == NVM_OP_LOAD ? e->a : e->b);
+            return 5;
+        }
+        if ((d->op == NVM_OP_LOAD || d->op == NVM_OP_PUSH_BOOL) && e != NULL &&
+            e->op == NVM_OP_ARR_PUSH && FREE(i + 3) && in[i + 3].op == NVM_OP_POP) {
+            out[i].pad = d->op == NVM_OP_LOAD ? NVM_FX_APUSHL : NVM_FX_APUSHB;
+            out[i].k.i = nvm_fx_pack(d->op == NVM_OP_LOAD ? d->a : d->b, 0);
+            return 4;
+        }
+        if (d->op == NVM_OP_GET_FIELD) {
+            out[i].pad = NVM_FX_LGETF;
+            return 2;
+        }
+        if (d->op == NVM_OP_LOAD && e != NULL && e->op == NVM_OP_ARR_GET && FREE(i + 3) &&
+            in[i + 3].op == NVM_OP_LOAD && FREE(i + 4) && FREE(i + 5) && d->a < 65536 &&
+            in[i + 3].a < 65536 && (in[i + 5].op == NVM_OP_JZ || in[i + 5].op == NVM_OP_JNZ)) {
+            bool jz = in[i + 5].op == NVM_OP_JZ;
+            uint16_t id = 0;
+            switch (in[i + 4].op) {
+#define FX_GCASE(F, O, T)                                                                          \
+    case NVM_OP_##O: id = jz ? NVM_FX_G_##O##_JZ : NVM_FX_G_##O##_JNZ; break;
+                FX_GCASE(G, LT, JZ)
+                FX_GCASE(G, LE, JZ)
+                FX_GCASE(G, GT, JZ)
+                FX_GCASE(G, GE, JZ)
+                FX_GCASE(G, EQ, JZ)
+                FX_GCASE(G, NE, JZ)
+#undef FX_GCASE
+            default: break;
+            }
+            if (id != 0) {
+                out[i].pad = id;
+                out[i].k.i = nvm_fx_pack(d->a | in[i + 3].a << 16, in[i + 5].a - i);
+                return 6;
+            }
+        }
         if (d->op == NVM_OP_LOAD && FREE(i + 2) && (opi = op_index(in[i + 2].op)) >= 0) {
             form = NVM_FXF_LL;
             lo = d->a;
@@ -83,6 +138,9 @@ static uint32_t fuse_at(const nvm_insn *in, nvm_insn *out, const uint8_t *target
         } else if ((opi = op_index(d->op)) >= 0) {
             form = NVM_FXF_L;
             len = 2;
+        } else if (d->op == NVM_OP_LOAD && FREE(i + 2) && in[i + 2].op == NVM_OP_LOAD &&
+                   FREE(i + 3) && op_index(in[i + 3].op) >= 0) {
+            return 1; /* LOAD a; then LOAD b; LOAD c; OP fuses at i + 1 */
         } else if (d->op == NVM_OP_LOAD || d->op == NVM_OP_STORE) {
             out[i].pad = d->op == NVM_OP_LOAD ? NVM_FX_PUSH2 : NVM_FX_MOV;
             out[i].k.i = nvm_fx_pack(d->a, 0);
@@ -99,6 +157,9 @@ static uint32_t fuse_at(const nvm_insn *in, nvm_insn *out, const uint8_t *target
                in[i + 1].op == NVM_OP_POP) {
         out[i].pad = c->op == NVM_OP_ARR_SET ? NVM_FX_SETPOP : NVM_FX_PUSHPOP;
         return 2;
+    } else if (c->op == NVM_OP_SET_FIELD && FREE(i + 1) && in[i + 1].op == NVM_OP_POP) {
+        out[i].pad = NVM_FX_SETFPOP;
+        return 2;
     } else if (c->op == NVM_OP_STORE && FREE(i + 1) && in[i + 1].op == NVM_OP_LOAD &&
                in[i + 1].a == c->a) {
         out[i].pad = NVM_FX_TEE;
@@ -106,10 +167,14 @@ static uint32_t fuse_at(const nvm_insn *in, nvm_insn *out, const uint8_t *target
     }
     if (form < 0 || opi < 0)
         return 1;
-    tail = (uint32_t)tail_at(in, target, n, i + len, opi, &operand);
-    if (form == NVM_FXF_S && tail == NVM_FXT_P)
+    tail = (uint32_t)tail_at(in, target, n, i, i + len, opi, &operand);
+    if (form == NVM_FXF_S && (tail == NVM_FXT_P || tail >= NVM_FXT_XADD))
         return 1;
     uint16_t id = fx_table[form][opi][tail];
+    if (id == 0 && tail >= NVM_FXT_XADD) { /* X tails exist for form LL only */
+        tail = NVM_FXT_P;
+        id = fx_table[form][opi][tail];
+    }
     if (id == 0)
         return 1;
     out[i].pad = id;
@@ -137,6 +202,29 @@ static void prepare(const nvm_func *fn, nvm_insn *out, uint8_t *target)
     }
     for (uint32_t i = 0; i < n;)
         i += fuse_at(fn->code, out, target, n, i);
+    for (uint32_t i = 0; i < n; i++) {
+        switch (out[i].op) {
+        case NVM_OP_JMP:
+        case NVM_OP_JZ:
+        case NVM_OP_JNZ: out[i].a = fn->code[i].a - i; break;
+        case NVM_OP_RET:
+            out[i].a = fn->heights[i] == INT32_MIN ? 1 : fn->consumed + (uint32_t)fn->heights[i];
+            break;
+        case NVM_OP_CALL: out[i].k.i = fn->nslots; break;
+        default: break;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (out[i].pad != NVM_OP_JMP || fn->code[i].a >= n)
+            continue;
+        switch (out[fn->code[i].a].pad) {
+#define FX_JCASE(F, O, T)                                                                          \
+    case NVM_FX_##F##_##O##_##T: out[i].pad = NVM_FX_J_##F##_##O##_##T; break;
+            NVM_FX_JLIST(FX_JCASE)
+#undef FX_JCASE
+        default: break;
+        }
+    }
 }
 
 nvm_status nvm_prep_build(nvm_vm *vm, const nvm_module *m)
@@ -153,11 +241,11 @@ nvm_status nvm_prep_build(nvm_vm *vm, const nvm_module *m)
     }
     if (m->nfuncs == 0)
         return NVM_OK;
-    st = nvm_mem_alloc(vm, sizeof(nvm_insn *) * m->nfuncs, false, &p);
+    st = nvm_mem_alloc(vm, sizeof(nvm_pfunc) * m->nfuncs, false, &p);
     if (st != NVM_OK)
         goto fail;
-    vm->pcode = p;
-    vm->npcode = m->nfuncs;
+    vm->pfuncs = p;
+    vm->npfuncs = m->nfuncs;
     if (total > 0) {
         p = NULL;
         st = nvm_mem_alloc(vm, sizeof(nvm_insn) * total, false, &p);
@@ -173,8 +261,13 @@ nvm_status nvm_prep_build(nvm_vm *vm, const nvm_module *m)
     target = p;
     size_t at = 0;
     for (uint32_t f = 0; f < m->nfuncs; f++) {
-        vm->pcode[f] = vm->pcode_all + at;
-        prepare(&m->funcs[f], vm->pcode_all + at, target);
+        const nvm_func *fn = &m->funcs[f];
+        nvm_pfunc *pf = &vm->pfuncs[f];
+        pf->code = vm->pcode_all + at;
+        pf->fn = fn;
+        pf->nslots = fn->nslots;
+        pf->need = fn->max_height - fn->consumed + 1;
+        prepare(fn, vm->pcode_all + at, target);
         at += m->funcs[f].ninsn;
     }
     nvm_mem_free(vm, target, maxn + 1);
@@ -188,10 +281,10 @@ void nvm_prep_free(nvm_vm *vm)
 {
     if (vm->pcode_all != NULL)
         nvm_mem_free(vm, vm->pcode_all, sizeof(nvm_insn) * vm->pcode_total);
-    if (vm->pcode != NULL)
-        nvm_mem_free(vm, vm->pcode, sizeof(nvm_insn *) * vm->npcode);
+    if (vm->pfuncs != NULL)
+        nvm_mem_free(vm, vm->pfuncs, sizeof(nvm_pfunc) * vm->npfuncs);
     vm->pcode_all = NULL;
     vm->pcode_total = 0;
-    vm->pcode = NULL;
-    vm->npcode = 0;
+    vm->pfuncs = NULL;
+    vm->npfuncs = 0;
 }

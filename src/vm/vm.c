@@ -236,7 +236,6 @@ nvm_status nvm_vm_load(nvm_vm *vm, const nvm_module *m)
         return nvm_vm_raise(vm, NVM_E_USAGE, "nvm_vm_load needs a verified module");
     unbind_module(vm);
     vm->sp = 0;
-    vm->nslots_used = 0;
     vm->depth = 0;
     vm->nhandlers = 0;
 
@@ -337,12 +336,13 @@ static void build_backtrace(nvm_vm *vm)
         const nvm_frame *fr = &vm->frames[vm->depth - 1 - k];
         /* The innermost frame's pc is the failing instruction; a caller's pc is the instruction
          * after its CALL. */
-        uint32_t pc = fr->pc;
+        const nvm_func *fn = fr->pf->fn;
+        uint32_t pc = fr->ip != NULL ? (uint32_t)(fr->ip - fr->pf->code) : 0;
         if (k > 0 && pc > 0)
             pc--;
         uint32_t line = 0;
-        if (fr->fn->lines != NULL && pc < fr->fn->ninsn)
-            line = fr->fn->lines[pc];
+        if (fn->lines != NULL && pc < fn->ninsn)
+            line = fn->lines[pc];
         if (k == 0) {
             snprintf(vm->err.file, sizeof vm->err.file, "%s", file);
             vm->err.line = line;
@@ -351,11 +351,10 @@ static void build_backtrace(nvm_vm *vm)
         char entry[384];
         int n;
         if (line != 0)
-            n = snprintf(entry, sizeof entry, "%s  at %s (%s:%u)", k > 0 ? "\n" : "", fr->fn->name,
+            n = snprintf(entry, sizeof entry, "%s  at %s (%s:%u)", k > 0 ? "\n" : "", fn->name,
                          file, (unsigned)line);
         else
-            n = snprintf(entry, sizeof entry, "%s  at %s (%s)", k > 0 ? "\n" : "", fr->fn->name,
-                         file);
+            n = snprintf(entry, sizeof entry, "%s  at %s (%s)", k > 0 ? "\n" : "", fn->name, file);
         if (n < 0)
             break;
         size_t nl = (size_t)n < sizeof entry ? (size_t)n : sizeof entry - 1;
@@ -382,7 +381,6 @@ nvm_status nvm_vm_run(nvm_vm *vm)
     memset(&vm->err, 0, sizeof vm->err);
     vm->err.status = NVM_OK;
     vm->sp = 0;
-    vm->nslots_used = 0;
     vm->depth = 0;
     vm->nhandlers = 0;
     vm->gas_used = 0;
@@ -400,7 +398,6 @@ nvm_status nvm_vm_run(nvm_vm *vm)
     }
     /* Drop the run's values so that the collector may reclaim them. */
     vm->sp = 0;
-    vm->nslots_used = 0;
     vm->depth = 0;
     vm->nhandlers = 0;
     return st;
@@ -417,7 +414,10 @@ void nvm_vm_mark_roots(nvm_vm *vm)
         if (NVM_IS_OBJ(vm->stack[i]))
             nvm_gc_mark_value(vm, vm->stack[i]);
     }
-    for (uint32_t i = 0; i < vm->nslots_used; i++) {
+    uint32_t nslots = 0;
+    for (uint32_t d = 0; d < vm->depth; d++)
+        nslots += vm->frames[d].pf->nslots;
+    for (uint32_t i = 0; i < nslots; i++) {
         if (NVM_IS_OBJ(vm->slots[i]))
             nvm_gc_mark_value(vm, vm->slots[i]);
     }

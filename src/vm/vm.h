@@ -4,12 +4,15 @@
  * Invariants while a program runs:
  *   - stack[0..sp) are live values (GC roots); the interpreter stores its cached stack pointer
  *     back into vm->sp before any operation that may allocate or raise;
- *   - frames[0..depth) are live; frames[d].slot_base .. + fn->nslots are its slots (UNDEF until
- *     written) in slots[]; slots[0..nslots_used) are GC roots;
- *   - handlers[0..nhandlers) are installed handlers, innermost last; each belongs to a frame and is
- *     dropped when that frame returns or is unwound;
+ *   - frames[0..depth) are live; frame d's slots follow frame d-1's in slots[] (frame 0's start
+ *     at slots[0]), pf->nslots of them (UNDEF until written); the slots of all live frames are
+ *     GC roots;
+ *   - handlers[0..nhandlers) are installed handlers, innermost last, their frame indices
+ *     non-decreasing; each belongs to a frame and is dropped when that frame returns or is unwound;
  *   - stack_cap >= sp + max_height of the running function: checked (and grown) at CALL, so
- *     instructions inside a function never check for stack overflow.
+ *     instructions inside a function never check for stack overflow;
+ *   - stack_end, frames_end and slots_end are the limits CALL compares against: stack + stack_cap,
+ *     frames + min(frames_cap, max_depth), slots + slots_cap (updated whenever those change).
  */
 #ifndef NVM_VM_H
 #define NVM_VM_H
@@ -20,19 +23,27 @@
 #include "../isa/module.h"
 #include "heap.h"
 
-typedef struct nvm_frame {
+/* A function as the interpreter calls it (built by prep.c at load). */
+typedef struct nvm_pfunc {
+    const nvm_insn *code; /* prepared code (fused.h) */
     const nvm_func *fn;
-    uint32_t func_index;
-    uint32_t pc;          /* saved pc: the instruction to resume at (callers) */
-    uint32_t base;        /* stack index of the frame's lowest value (entry sp - consumed) */
-    uint32_t slot_base;
-    uint32_t handler_base; /* nhandlers when the frame was entered */
+    uint32_t nslots;
+    uint32_t need;        /* values a call needs above the caller's sp: max_height - consumed + 1 */
+} nvm_pfunc;
+
+/* A call frame. Its slot base and the stack index of its lowest value are not stored: the slots
+ * follow the caller's, and RET knows its verified stack height (prep.c puts it in the operand). */
+typedef struct nvm_frame {
+    const nvm_pfunc *pf;
+    const nvm_insn *ip;   /* saved position: the instruction to resume at (callers), the current
+                             one (innermost frame, whenever control leaves the interpreter) */
 } nvm_frame;
 
 typedef struct nvm_handler {
     uint32_t frame;       /* index of the owning frame */
     uint32_t sp;          /* operand stack height at ENTER_TRY */
     uint32_t target;      /* instruction index of the handler */
+    uint32_t slot_base;   /* index in slots[] of the owning frame's first slot */
 } nvm_handler;
 
 typedef struct nvm_capentry {
@@ -55,8 +66,8 @@ struct nvm_vm {
     uint32_t *capbind;    /* module capability index -> registry index */
     uint8_t *capresults;  /* module capability index -> values its CAP_CALL pushes (0 or 1) */
     uint32_t ncapbind;    /* entries of capbind and capresults */
-    nvm_insn **pcode;     /* function index -> prepared code (fused.h), ninsn entries each */
-    uint32_t npcode;      /* entries of pcode */
+    nvm_pfunc *pfuncs;    /* function index -> prepared function (prep.c) */
+    uint32_t npfuncs;     /* entries of pfuncs */
     nvm_insn *pcode_all;  /* one block holding every function's prepared code */
     size_t pcode_total;   /* instructions in pcode_all */
 
@@ -67,14 +78,16 @@ struct nvm_vm {
     nvm_value *stack;
     uint32_t sp;
     uint32_t stack_cap;
+    const nvm_value *stack_end;
 
     nvm_value *slots;
-    uint32_t nslots_used;
     uint32_t slots_cap;
+    const nvm_value *slots_end;
 
     nvm_frame *frames;
     uint32_t depth;
     uint32_t frames_cap;
+    const nvm_frame *frames_end;
 
     nvm_handler *handlers;
     uint32_t nhandlers;
