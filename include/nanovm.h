@@ -58,6 +58,8 @@ typedef struct nvm_error {
  * otherwise it (re)allocates ptr from osize to nsize bytes and returns NULL on failure, in which
  * case ptr is untouched. osize is the size of the block when ptr != NULL. */
 typedef void *(*nvm_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+/* The default hook (the C library's realloc/free), used when nvm_config.alloc is NULL. */
+void *nvm_default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* ---- values ----
  * A value is a small struct passed by value. Strings, arrays and maps are handles into the arena

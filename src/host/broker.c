@@ -23,20 +23,9 @@
 
 /* ---- buffers ---- */
 
-static void *iso_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, nsize);
-}
-
 void nvm_iso_buf_init(nvm_mbuf *b, size_t limit)
 {
-    nvm_mbuf_init(b, iso_alloc, NULL, limit);
+    nvm_mbuf_init(b, nvm_default_alloc, NULL, limit);
 }
 
 bool nvm_iso_begin(nvm_mbuf *b, uint8_t kind)

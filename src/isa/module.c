@@ -27,18 +27,6 @@
 
 /* ---- allocation ---- */
 
-/* The default hook when the configuration names none (nvm_config.alloc == NULL). */
-static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, nsize);
-}
-
 void *nvm_mod_alloc(const nvm_module *m, size_t n)
 {
     if (n == 0)
@@ -69,7 +57,7 @@ void nvm_mod_free(const nvm_module *m, void *p, size_t n)
 
 nvm_module *nvm_module_new_empty(const nvm_config *cfg)
 {
-    nvm_alloc_fn fn = (cfg != NULL && cfg->alloc != NULL) ? cfg->alloc : default_alloc;
+    nvm_alloc_fn fn = (cfg != NULL && cfg->alloc != NULL) ? cfg->alloc : nvm_default_alloc;
     void *ud = (cfg != NULL && cfg->alloc != NULL) ? cfg->alloc_ud : NULL;
     nvm_module *m = fn(ud, NULL, 0, sizeof *m);
     if (m == NULL)

@@ -14,23 +14,11 @@
 
 static void flush_cache(nvm_vm *vm);
 
-/* Used when the configuration names no allocator: lua_Alloc's contract on realloc/free. */
-static void *fallback_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, nsize);
-}
-
 static void *hook(nvm_vm *vm, void *ptr, size_t osize, size_t nsize)
 {
     if (vm->cfg.alloc != NULL)
         return vm->cfg.alloc(vm->cfg.alloc_ud, ptr, osize, nsize);
-    return fallback_alloc(NULL, ptr, osize, nsize);
+    return nvm_default_alloc(NULL, ptr, osize, nsize);
 }
 
 static bool can_collect(const nvm_vm *vm, bool may_gc)

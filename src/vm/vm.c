@@ -13,19 +13,6 @@
 #define NVM_DEFAULT_MAX_STACK 1048576u
 #define NVM_DEFAULT_MAX_DEPTH 100000u
 
-/* The allocator used when the configuration names none: the C library's, with lua_Alloc's
- * contract. This is the allocator hook itself; everything else allocates through it. */
-static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, nsize);
-}
-
 void nvm_config_init(nvm_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -52,7 +39,7 @@ nvm_status nvm_vm_new(const nvm_config *cfg, nvm_vm **out)
     else
         nvm_config_init(&c);
     if (c.alloc == NULL) {
-        c.alloc = default_alloc;
+        c.alloc = nvm_default_alloc;
         c.alloc_ud = NULL;
     }
     if (c.max_memory == 0)
