@@ -14,8 +14,8 @@
 set -u
 
 PROGRAMS="fib loop sieve nbody strings qsort mandel"
-RUN_ORDER="lua54 nanovm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
-TABLE_ORDER="nanovm lua54 luajit luajitjoff python3 node gcc"
+RUN_ORDER="lua54 nanovm nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
+TABLE_ORDER="nanovm nanowasm lua54 luajit luajitjoff python3 node gcc"
 PY=/usr/bin/python3
 STARTUP_RUNS=20
 
@@ -76,6 +76,7 @@ fi
 label() {
     case $1 in
     nanovm) echo "nanovm" ;;
+    nanowasm) echo "nanovm wasm" ;;
     lua54) echo "lua5.4" ;;
     luajit) echo "luajit" ;;
     luajitjoff) echo "luajit -joff" ;;
@@ -89,6 +90,8 @@ label() {
 cmdline() {
     case $2 in
     nanovm) echo "$(q "$NANOVM") run --tier interp $(q "$BENCH/$1.casm")" ;;
+    nanowasm) "$NANOVM" run --tier wasm "$BENCH/hello.casm" >/dev/null 2>&1 &&
+        echo "$(q "$NANOVM") run --tier wasm $(q "$BENCH/$1.casm")" ;;
     lua54) echo "lua5.4 $(q "$PEERS/$1.lua")" ;;
     luajit) have luajit && echo "luajit $(q "$PEERS/$1.lua")" ;;
     luajitjoff) have luajit && echo "luajit -joff $(q "$PEERS/$1.lua")" ;;

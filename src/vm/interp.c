@@ -90,6 +90,14 @@ static inline bool sub_ovf(int64_t a, int64_t b, int64_t *r)
 static inline bool mul_ovf(int64_t a, int64_t b, int64_t *r)
 {
 #if defined(__GNUC__)
+#if UINTPTR_MAX == 0xFFFFFFFFu
+    /* 32-bit targets (the wasm32 sandbox): the overflow builtin calls a 128-bit multiply;
+     * operands that fit in 32 bits cannot overflow a 64-bit product. */
+    if (a == (int32_t)a && b == (int32_t)b) {
+        *r = a * b;
+        return false;
+    }
+#endif
     return __builtin_mul_overflow(a, b, r);
 #else
     if (a > 0) {
