@@ -2,7 +2,8 @@
 # demo.sh NANOVM - the README's first command (make run): build a demo PKI (root, intermediate,
 # code-signing leaf) with the openssl command line, pack and sign examples/hello as a capsule,
 # show the trust decision, run it under a policy with an audit log, verify the log, then show a
-# tampered capsule being rejected and a gas limit stopping an endless loop.
+# tampered capsule being rejected, an unsigned copy running on the WASM sandbox tier, and a gas
+# limit stopping an endless loop.
 set -u
 NVM=${1:-build/nanovm}
 DIR=$(cd "$(dirname "$0")" && pwd)
@@ -81,6 +82,12 @@ cp "$T/hello.cap" "$T/tampered.cap"
 POS=$(($(od -An -tu4 -j16 -N4 "$T/hello.cap") - 12))
 printf 'X' | dd of="$T/tampered.cap" bs=1 seek="$POS" conv=notrunc 2>/dev/null
 "$NVM" run --policy "$T/policy.json" "$T/tampered.cap" 2>&1
+echo "   exit status $?"
+
+echo "== the same program unsigned: sandboxed level, run by auto on the WASM sandbox tier"
+"$NVM" pack --manifest "$DIR/hello.json" -o "$T/unsigned.cap" "$DIR/hello.casm" >/dev/null || exit $?
+"$NVM" verify --policy "$T/policy.json" "$T/unsigned.cap" 2>&1 | grep -E '^(trust level|tier):'
+"$NVM" run --policy "$T/policy.json" --tier auto "$T/unsigned.cap" 2>&1
 echo "   exit status $?"
 
 echo "== an endless loop under a gas limit stops (exit 5)"
