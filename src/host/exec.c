@@ -6,6 +6,7 @@
 
 #include "nanovm.h"
 #include "host/hal.h"
+#include "isa/module.h"
 #include "host/isolate.h"
 #ifdef NVM_HAVE_WASM_SANDBOX
 #include "tier/wasm/sandbox.h"
@@ -35,7 +36,10 @@ bool nvm_tier_available(nvm_tier t)
     return t == NVM_TIER_INTERP;
 }
 
-bool nvm_isolation_available(void) { return nvm_isolate_supported(); }
+bool nvm_isolation_available(void)
+{
+    return nvm_isolate_supported();
+}
 
 /* Runs m on the interpreter in this process; `install` registers its capabilities (the host's,
  * or an isolated child's forwarding stubs). */
@@ -45,13 +49,7 @@ static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_cap
     nvm_vm *vm = NULL;
     nvm_status st = nvm_vm_new(cfg, &vm);
     if (st != NVM_OK) {
-        if (err != NULL) {
-            memset(err, 0, sizeof *err);
-            err->status = st;
-            snprintf(err->message, sizeof err->message, "cannot create a VM: %s",
-                     nvm_status_meaning(st));
-        }
-        return st;
+        return nvm_error_set(err, st, NULL, 0, 0, "cannot create a VM: %s", nvm_status_meaning(st));
     }
     st = install != NULL ? install(install_ud, vm) : NVM_OK;
     if (st == NVM_OK)
@@ -85,18 +83,12 @@ static nvm_status run_wasm(const nvm_config *cfg, const nvm_module *m, nvm_cap_i
     nvm_vm *proxy = NULL;
     nvm_status st = nvm_vm_new(&pc, &proxy);
     if (st != NVM_OK) {
-        if (err != NULL) {
-            memset(err, 0, sizeof *err);
-            err->status = st;
-            snprintf(err->message, sizeof err->message, "cannot create a VM: %s",
-                     nvm_status_meaning(st));
-        }
-        return st;
+        return nvm_error_set(err, st, NULL, 0, 0, "cannot create a VM: %s", nvm_status_meaning(st));
     }
     st = install != NULL ? install(install_ud, proxy) : NVM_OK;
     if (st == NVM_OK)
-        st = nvm_sandbox_run(cfg, m, proxy, install == install_host ? install_ud : NULL,
-                             gas_used, err);
+        st = nvm_sandbox_run(cfg, m, proxy, install == install_host ? install_ud : NULL, gas_used,
+                             err);
     else if (err != NULL)
         *err = *nvm_vm_error(proxy);
     nvm_vm_free(proxy);
@@ -113,13 +105,8 @@ nvm_status nvm_exec_local(const nvm_config *cfg, const nvm_module *m, nvm_tier t
         return run_wasm(cfg, m, install, install_ud, gas_used, err);
 #endif
     if (tier != NVM_TIER_INTERP) {
-        if (err != NULL) {
-            memset(err, 0, sizeof *err);
-            err->status = NVM_E_USAGE;
-            snprintf(err->message, sizeof err->message, "tier %s is not available in this build",
-                     nvm_tier_name(tier));
-        }
-        return NVM_E_USAGE;
+        return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "tier %s is not available in this build",
+                             nvm_tier_name(tier));
     }
     return run_interp(cfg, m, install, install_ud, gas_used, err);
 }
@@ -153,13 +140,8 @@ nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, 
     if (gas_used != NULL)
         *gas_used = 0;
     if (!nvm_tier_available(tier) || (isolate && !nvm_isolation_available())) {
-        if (err != NULL) {
-            memset(err, 0, sizeof *err);
-            err->status = NVM_E_USAGE;
-            snprintf(err->message, sizeof err->message, "%s%s is not available in this build",
-                     isolate ? "isolation of tier " : "tier ", nvm_tier_name(tier));
-        }
-        return NVM_E_USAGE;
+        return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "%s%s is not available in this build",
+                             isolate ? "isolation of tier " : "tier ", nvm_tier_name(tier));
     }
     if (isolate)
         return nvm_isolate_run(cfg, m, h, tier, NULL, gas_used, err);
