@@ -86,21 +86,46 @@ typedef struct nvm_value {
     uint32_t type; /* nvm_type */
 } nvm_value;
 
-static inline nvm_value nvm_null(void) { nvm_value v; v.as.i = 0; v.type = NVM_T_NULL; return v; }
-static inline nvm_value nvm_bool(bool b) { nvm_value v; v.as.i = 0; v.as.b = b ? 1 : 0; v.type = NVM_T_BOOL; return v; }
-static inline nvm_value nvm_int(int64_t i) { nvm_value v; v.as.i = i; v.type = NVM_T_INT; return v; }
-static inline nvm_value nvm_float(double f) { nvm_value v; v.as.f = f; v.type = NVM_T_FLOAT; return v; }
+static inline nvm_value nvm_null(void)
+{
+    nvm_value v;
+    v.as.i = 0;
+    v.type = NVM_T_NULL;
+    return v;
+}
+static inline nvm_value nvm_bool(bool b)
+{
+    nvm_value v;
+    v.as.i = 0;
+    v.as.b = b ? 1 : 0;
+    v.type = NVM_T_BOOL;
+    return v;
+}
+static inline nvm_value nvm_int(int64_t i)
+{
+    nvm_value v;
+    v.as.i = i;
+    v.type = NVM_T_INT;
+    return v;
+}
+static inline nvm_value nvm_float(double f)
+{
+    nvm_value v;
+    v.as.f = f;
+    v.type = NVM_T_FLOAT;
+    return v;
+}
 
 /* ---- configuration: a struct with defaults ---- */
 typedef struct nvm_config {
-    nvm_alloc_fn alloc;       /* NULL: malloc/realloc/free */
+    nvm_alloc_fn alloc; /* NULL: malloc/realloc/free */
     void *alloc_ud;
-    int64_t gas;              /* instructions a run may execute; < 0 means unlimited (default) */
-    size_t max_memory;        /* arena + VM stacks, bytes; default 1 GiB */
-    uint32_t max_stack;       /* operand stack values; default 1,048,576 */
-    uint32_t max_depth;       /* call frames; default 100,000 */
-    bool gc_stress;           /* collect at every allocation (tests) */
-    uint64_t fail_alloc_at;   /* make the Nth allocation fail, 1-based; 0 = never (tests) */
+    int64_t gas;            /* instructions a run may execute; < 0 means unlimited (default) */
+    size_t max_memory;      /* arena + VM stacks, bytes; default 1 GiB */
+    uint32_t max_stack;     /* operand stack values; default 1,048,576 */
+    uint32_t max_depth;     /* call frames; default 100,000 */
+    bool gc_stress;         /* collect at every allocation (tests) */
+    uint64_t fail_alloc_at; /* make the Nth allocation fail, 1-based; 0 = never (tests) */
     /* Called by the interpreter about every 65,536 executed instructions (NULL: never); a
      * non-OK return (e.g. NVM_E_TIME for a wall-time limit) ends the run with that status. */
     nvm_status (*interrupt)(void *ud);
@@ -125,8 +150,8 @@ nvm_status nvm_module_from_json(const nvm_config *cfg, const char *src, size_t l
 nvm_status nvm_module_from_bytecode(const nvm_config *cfg, const uint8_t *data, size_t len,
                                     const char *name, nvm_module **out, nvm_error *err);
 /* Pick the loader by content: "NVMB" magic -> bytecode, leading '{' -> JSON, else CASM text. */
-nvm_status nvm_module_load(const nvm_config *cfg, const uint8_t *data, size_t len,
-                           const char *name, nvm_module **out, nvm_error *err);
+nvm_status nvm_module_load(const nvm_config *cfg, const uint8_t *data, size_t len, const char *name,
+                           nvm_module **out, nvm_error *err);
 /* Run the verifier. Loading functions above already verify; this is idempotent. */
 nvm_status nvm_module_verify(nvm_module *m, nvm_error *err);
 /* Serialize to the bytecode format. *out_data is allocated with the module's allocator hook
@@ -136,8 +161,7 @@ nvm_status nvm_module_to_bytecode(const nvm_module *m, uint8_t **out_data, size_
 void nvm_module_free_buffer(const nvm_module *m, uint8_t *data, size_t len);
 /* Disassemble into CASM text that assembles back to identical bytecode. NUL-terminated;
  * released with nvm_module_free_buffer(m, (uint8_t *)text, len + 1). */
-nvm_status nvm_module_disasm(const nvm_module *m, char **out_text, size_t *out_len,
-                             nvm_error *err);
+nvm_status nvm_module_disasm(const nvm_module *m, char **out_text, size_t *out_len, nvm_error *err);
 /* Drop the debug information (source line per instruction) so that the module serializes
  * without it: asm -> disasm -> asm gives identical bytes for stripped modules. Runtime errors
  * then report no source lines. */
@@ -216,13 +240,12 @@ uint32_t nvm_value_array_len(nvm_vm *vm, nvm_value arr);
 nvm_value nvm_value_array_get(nvm_vm *vm, nvm_value arr, uint32_t i);
 uint32_t nvm_value_map_len(nvm_vm *vm, nvm_value map);
 /* Live entries in insertion order: start with *pos = 0; false when there are no more. */
-bool nvm_value_map_entry(nvm_vm *vm, nvm_value map, uint32_t *pos, nvm_value *key,
-                         nvm_value *val);
+bool nvm_value_map_entry(nvm_vm *vm, nvm_value map, uint32_t *pos, nvm_value *key, nvm_value *val);
 
 /* ---- the host layer: capabilities mediated by grants (docs/capabilities.md) ----
  * An nvm_host holds the effective grant of one run (capability strings "type.action" or
- * "type.action:scope", e.g. "fs.read:/srv/data/report.txt"), deny rules, per-run limits, the audit hook
- * and open handles. nvm_host_install registers every host capability on a VM; each call is
+ * "type.action:scope", e.g. "fs.read:/srv/data/report.txt"), deny rules, per-run limits, the audit
+ * hook and open handles. nvm_host_install registers every host capability on a VM; each call is
  * checked against the grant, audited, and denied calls fail with NVM_E_DENIED (catchable). */
 typedef struct nvm_host nvm_host;
 
@@ -231,17 +254,17 @@ typedef struct nvm_host nvm_host;
 typedef nvm_status (*nvm_audit_fn)(void *ud, const char *event, const char *const *fields);
 
 typedef struct nvm_host_config {
-    const char *const *args;  /* the program's own arguments (args.get), borrowed during new */
+    const char *const *args; /* the program's own arguments (args.get), borrowed during new */
     uint32_t nargs;
-    int64_t max_read_bytes;   /* per run, < 0 unlimited (default) */
+    int64_t max_read_bytes; /* per run, < 0 unlimited (default) */
     int64_t max_write_bytes;
     int64_t max_handles;
     int64_t max_connections;
-    int64_t wall_ms;          /* wall-time limit of the run, < 0 unlimited */
-    const char *state_dir;    /* kv.* storage lives here (kv.sqlite); NULL: kv unavailable */
-    const char *identity;     /* kv namespace owner: capsule name + signer */
-    bool audit_pure_calls;    /* also audit allowed calls without side effects */
-    nvm_audit_fn audit;       /* may be NULL */
+    int64_t wall_ms;       /* wall-time limit of the run, < 0 unlimited */
+    const char *state_dir; /* kv.* storage lives here (kv.sqlite); NULL: kv unavailable */
+    const char *identity;  /* kv namespace owner: capsule name + signer */
+    bool audit_pure_calls; /* also audit allowed calls without side effects */
+    nvm_audit_fn audit;    /* may be NULL */
     void *audit_ud;
 } nvm_host_config;
 
@@ -265,8 +288,8 @@ void nvm_host_free(nvm_host *h);
  * (may be NULL) receives the instructions executed. NVM_E_USAGE when the tier is not available
  * in this build. */
 typedef enum nvm_tier { NVM_TIER_INTERP = 0, NVM_TIER_WASM = 1 } nvm_tier;
-const char *nvm_tier_name(nvm_tier t);           /* "interp", "wasm" */
-int nvm_tier_lookup(const char *name);           /* -1 when unknown */
+const char *nvm_tier_name(nvm_tier t); /* "interp", "wasm" */
+int nvm_tier_lookup(const char *name); /* -1 when unknown */
 bool nvm_tier_available(nvm_tier t);
 bool nvm_isolation_available(void);
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
@@ -299,14 +322,13 @@ nvm_status nvm_capability_check(const char *capability, nvm_error *err);
 
 /* Generate an Ed25519 signing key and write it to `path` (PKCS#8 PEM, mode 0600).
  * `fingerprint` receives the SHA-256 of the raw public key. */
-nvm_status nvm_keygen_file(const char *path, char fingerprint[NVM_FINGERPRINT_LEN],
-                           nvm_error *err);
+nvm_status nvm_keygen_file(const char *path, char fingerprint[NVM_FINGERPRINT_LEN], nvm_error *err);
 
 /* What nvm_capsule_pack_file built. */
 typedef struct nvm_pack_info {
-    char name[129];    /* manifest name */
-    char version[96];  /* manifest version as written */
-    size_t size;       /* bytes written */
+    char name[129];   /* manifest name */
+    char version[96]; /* manifest version as written */
+    size_t size;      /* bytes written */
 } nvm_pack_info;
 /* Build an unsigned capsule from a manifest (JSON), a program (.casm, .json or .nvmb; its
  * manifest entry must exist) and asset files (named by their base names), and write it to
@@ -362,8 +384,8 @@ typedef enum nvm_tier_request {
 
 /* How to run: borrowed for the call. */
 typedef struct nvm_run_options {
-    const nvm_config *cfg; /* VM configuration (NULL: defaults); a capsule's level limits and
-                              manifest limits apply, these may only lower them */
+    const nvm_config *cfg;   /* VM configuration (NULL: defaults); a capsule's level limits and
+                                manifest limits apply, these may only lower them */
     const char *const *args; /* the program's own arguments (args.get) */
     uint32_t nargs;
     nvm_tier_request tier;
@@ -380,9 +402,9 @@ typedef struct nvm_trust nvm_trust;
  * not the capsule may run; *out then belongs to the caller (nvm_trust_free). On failure *out is
  * NULL: malformed capsule or policy (NVM_E_FORMAT), audit failure (NVM_E_IO), ...
  * `message`/`message_ud` (may be NULL) receive this session's diagnostics until it is freed. */
-nvm_status nvm_trust_open(const char *capsule_path, const char *policy_path,
-                          const char *audit_path, nvm_message_fn message, void *message_ud,
-                          nvm_trust **out, nvm_error *err);
+nvm_status nvm_trust_open(const char *capsule_path, const char *policy_path, const char *audit_path,
+                          nvm_message_fn message, void *message_ud, nvm_trust **out,
+                          nvm_error *err);
 bool nvm_trust_may_run(const nvm_trust *t);
 /* "trusted", "verified", "sandboxed", "restricted" or "rejected" (static string). */
 const char *nvm_trust_level_name(const nvm_trust *t);
@@ -399,16 +421,16 @@ void nvm_trust_free(nvm_trust *t);
 
 /* A bare program (not a capsule): unsigned, so it runs at the sandboxed level. */
 typedef struct nvm_run_request {
-    const char *file;          /* name used in diagnostics and audit records */
-    const nvm_module *module;  /* verified; borrowed */
-    const char *policy_path;   /* NULL: the default location or the built-in default */
-    const char *audit_path;    /* NULL: the policy's audit log */
+    const char *file;         /* name used in diagnostics and audit records */
+    const nvm_module *module; /* verified; borrowed */
+    const char *policy_path;  /* NULL: the default location or the built-in default */
+    const char *audit_path;   /* NULL: the policy's audit log */
     /* Grants on top of the ambient part of the sandboxed ceiling (io, args, time, random); each
      * must lie within that ceiling, else NVM_E_TRUST and a "cap.refused" record. */
     const char *const *allows;
     size_t nallow;
-    nvm_run_options run;       /* the VM limits come from here only */
-    nvm_message_fn message;    /* may be NULL */
+    nvm_run_options run;    /* the VM limits come from here only */
+    nvm_message_fn message; /* may be NULL */
     void *message_ud;
 } nvm_run_request;
 /* Load the policy, open the audit log, build the host (sandboxed host limits and wall_ms, the

@@ -103,7 +103,8 @@ int main(void)
     report rep = {{0}};
     int rc = 1;
 
-    nvm_status st = nvm_module_from_casm(&cfg, program, sizeof program - 1, "embedded.casm", &m, &err);
+    nvm_status st =
+        nvm_module_from_casm(&cfg, program, sizeof program - 1, "embedded.casm", &m, &err);
     if (st != NVM_OK) {
         fprintf(stderr, "load failed: %s: %s\n", nvm_status_name(st), err.message);
         goto fail;

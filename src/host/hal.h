@@ -22,10 +22,10 @@
 #include "nanovm.h"
 
 typedef struct nvm_capgrant {
-    char capname[64];     /* "type.action" */
-    char scope[512];      /* "" = any scope */
-    int dirfd;            /* fs grants: directory opened at grant time (-1 otherwise) */
-    char root[512];       /* fs grants: the literal directory prefix of the pattern */
+    char capname[64]; /* "type.action" */
+    char scope[512];  /* "" = any scope */
+    int dirfd;        /* fs grants: directory opened at grant time (-1 otherwise) */
+    char root[512];   /* fs grants: the literal directory prefix of the pattern */
 } nvm_capgrant;
 
 enum nvm_handle_kind { NVM_HANDLE_FREE = 0, NVM_HANDLE_SOCKET = 1, NVM_HANDLE_LISTENER = 2 };
@@ -33,21 +33,21 @@ enum nvm_handle_kind { NVM_HANDLE_FREE = 0, NVM_HANDLE_SOCKET = 1, NVM_HANDLE_LI
 typedef struct nvm_handle {
     int kind;
     int fd;
-    char label[128];      /* "127.0.0.1:8080", for audit records */
+    char label[128]; /* "127.0.0.1:8080", for audit records */
 } nvm_handle;
 
-struct nvm_kv;            /* kv.c: the SQLite store */
+struct nvm_kv; /* kv.c: the SQLite store */
 
 struct nvm_host {
-    nvm_host_config cfg;  /* copied; strings owned by the host */
+    nvm_host_config cfg; /* copied; strings owned by the host */
     nvm_capgrant *grants;
     size_t ngrants;
-    char **denies;        /* deny patterns ("type.action" or "type.action:scope-pattern") */
+    char **denies; /* deny patterns ("type.action" or "type.action:scope-pattern") */
     size_t ndenies;
     int64_t bytes_read;
     int64_t bytes_written;
     int64_t connections;
-    int64_t deadline_ms;  /* monotonic ms, or -1 */
+    int64_t deadline_ms; /* monotonic ms, or -1 */
     nvm_handle *handles;
     size_t nhandles;
     struct nvm_kv *kv;
@@ -70,8 +70,8 @@ nvm_status nvm_host_deny(nvm_host *h, nvm_vm *vm, const char *capname, const cha
 /* Audit an allowed call ("cap.call": capability, scope, argument). Pure calls pass pure=true
  * and are written only when audit_pure_calls is set. Returns NVM_E_IO when the audit hook fails
  * (the call must then not act). */
-nvm_status nvm_host_audit_call(nvm_host *h, const char *capname, const char *scope,
-                               const char *arg, bool pure);
+nvm_status nvm_host_audit_call(nvm_host *h, const char *capname, const char *scope, const char *arg,
+                               bool pure);
 /* One audit record (event + NULL-terminated key/value fields) through the host's hook; NVM_OK
  * when h is NULL or has no hook (broker.c: events of isolated runs). */
 nvm_status nvm_host_audit_event(nvm_host *h, const char *event, const char *const *fields);
@@ -107,13 +107,13 @@ void nvm_host_arg_text(const char *s, size_t len, char *out, size_t outlen);
 int64_t nvm_host_now_ms(void);
 
 /* Registration of each family (each file registers its own capabilities with `h` as ud). */
-nvm_status nvm_host_install_io(nvm_host *h, nvm_vm *vm);    /* io.c: io.print io.eprint io.read */
-nvm_status nvm_host_install_fs(nvm_host *h, nvm_vm *vm);    /* fs.c */
-nvm_status nvm_host_install_sys(nvm_host *h, nvm_vm *vm);   /* sys.c: env args time random */
-nvm_status nvm_host_install_pure(nvm_host *h, nvm_vm *vm);  /* pure.c: crypto.* json.* */
-nvm_status nvm_host_install_net(nvm_host *h, nvm_vm *vm);   /* net.c */
-nvm_status nvm_host_install_kv(nvm_host *h, nvm_vm *vm);    /* kv.c */
-void nvm_host_kv_close(nvm_host *h);                        /* kv.c */
+nvm_status nvm_host_install_io(nvm_host *h, nvm_vm *vm);   /* io.c: io.print io.eprint io.read */
+nvm_status nvm_host_install_fs(nvm_host *h, nvm_vm *vm);   /* fs.c */
+nvm_status nvm_host_install_sys(nvm_host *h, nvm_vm *vm);  /* sys.c: env args time random */
+nvm_status nvm_host_install_pure(nvm_host *h, nvm_vm *vm); /* pure.c: crypto.* json.* */
+nvm_status nvm_host_install_net(nvm_host *h, nvm_vm *vm);  /* net.c */
+nvm_status nvm_host_install_kv(nvm_host *h, nvm_vm *vm);   /* kv.c */
+void nvm_host_kv_close(nvm_host *h);                       /* kv.c */
 /* net.c: true when scope is a well-formed net.connect / net.listen scope ("host:port"). */
 bool nvm_net_scope_valid(const char *scope);
 

@@ -242,10 +242,10 @@ static const char *install_seccomp(void)
 {
     static const int on_fd[] = {SCMP_SYS(read),     SCMP_SYS(write),   SCMP_SYS(sendto),
                                 SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg)};
-    static const int plain[] = {SCMP_SYS(munmap),     SCMP_SYS(mremap), SCMP_SYS(brk),
-                                SCMP_SYS(madvise),    SCMP_SYS(futex),  SCMP_SYS(rt_sigreturn),
-                                SCMP_SYS(rt_sigprocmask),
-                                SCMP_SYS(exit_group), SCMP_SYS(exit)};
+    static const int plain[] = {
+        SCMP_SYS(munmap),         SCMP_SYS(mremap),     SCMP_SYS(brk),
+        SCMP_SYS(madvise),        SCMP_SYS(futex),      SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(rt_sigprocmask), SCMP_SYS(exit_group), SCMP_SYS(exit)};
     const char *why = NULL;
     scmp_filter_ctx ctx =
         seccomp_init(seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_KILL);

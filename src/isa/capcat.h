@@ -7,8 +7,8 @@
 
 typedef struct nvm_capsig {
     const char *name;
-    int argc;     /* -1: variadic */
-    int results;  /* 0 or 1 */
+    int argc;    /* -1: variadic */
+    int results; /* 0 or 1 */
     const char *meaning;
 } nvm_capsig;
 

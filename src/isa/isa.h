@@ -52,9 +52,9 @@ typedef enum nvm_opcode {
 #define NVM_OP_BYTE_MAX 256
 
 typedef struct nvm_opinfo {
-    const char *name;      /* NULL for an unassigned byte */
+    const char *name; /* NULL for an unassigned byte */
     nvm_operand_kind operand;
-    int8_t pops;           /* -1: decided by the operand or the callee */
+    int8_t pops; /* -1: decided by the operand or the callee */
     int8_t pushes;
     uint8_t flags;
     const char *meaning;

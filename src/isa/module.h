@@ -22,9 +22,9 @@
  * (see isa.h). */
 typedef struct nvm_insn {
     uint8_t op;
-    uint8_t b;   /* BOOL value, CAP argc, CAST type */
+    uint8_t b; /* BOOL value, CAP argc, CAST type */
     uint16_t pad;
-    uint32_t a;  /* STR/SLOT/COUNT/LABEL/FUNC/CAP index */
+    uint32_t a; /* STR/SLOT/COUNT/LABEL/FUNC/CAP index */
     union {
         int64_t i;
         double f;
@@ -32,44 +32,44 @@ typedef struct nvm_insn {
 } nvm_insn;
 
 typedef struct nvm_func {
-    char *name;            /* NUL-terminated, may contain dots */
+    char *name; /* NUL-terminated, may contain dots */
     uint32_t ninsn;
     nvm_insn *code;
     uint32_t *lines;       /* source line per instruction (0 = unknown); may be NULL */
     uint32_t nslots;       /* frame slots used (max SLOT operand + 1) */
     int32_t declared_argc; /* from `.func NAME ARGC`, -1 when not declared */
     /* verifier output */
-    int32_t *heights;      /* operand stack height before each insn, relative to entry;
-                              INT32_MIN for unreachable instructions; ninsn + 1 entries */
-    uint32_t consumed;     /* arguments the function takes from the caller's stack */
-    bool returns;          /* some path reaches RET (CALL then pushes one result) */
-    uint32_t max_height;   /* highest height above (entry - consumed) anywhere in the function */
+    int32_t *heights;    /* operand stack height before each insn, relative to entry;
+                            INT32_MIN for unreachable instructions; ninsn + 1 entries */
+    uint32_t consumed;   /* arguments the function takes from the caller's stack */
+    bool returns;        /* some path reaches RET (CALL then pushes one result) */
+    uint32_t max_height; /* highest height above (entry - consumed) anywhere in the function */
 } nvm_func;
 
 typedef struct nvm_strconst {
-    char *bytes;           /* NUL-terminated copy; len may include NUL bytes */
+    char *bytes; /* NUL-terminated copy; len may include NUL bytes */
     uint32_t len;
 } nvm_strconst;
 
 struct nvm_module {
     nvm_alloc_fn alloc;
     void *alloc_ud;
-    char *name;            /* source file name for messages */
+    char *name; /* source file name for messages */
     uint32_t nfuncs;
     nvm_func *funcs;
-    uint32_t entry;        /* index of the entry function */
+    uint32_t entry; /* index of the entry function */
     uint32_t nstrs;
     nvm_strconst *strs;
     uint32_t ncaps;
-    char **caps;           /* capability names used by CAP_CALL */
+    char **caps; /* capability names used by CAP_CALL */
     bool verified;
 };
 
 /* ---- allocation through the module's hook (module.c) ---- */
-void *nvm_mod_alloc(const nvm_module *m, size_t n);          /* zeroed; NULL on failure */
+void *nvm_mod_alloc(const nvm_module *m, size_t n); /* zeroed; NULL on failure */
 void *nvm_mod_realloc(const nvm_module *m, void *p, size_t o, size_t n);
 void nvm_mod_free(const nvm_module *m, void *p, size_t n);
-nvm_module *nvm_module_new_empty(const nvm_config *cfg);    /* NULL on failure */
+nvm_module *nvm_module_new_empty(const nvm_config *cfg); /* NULL on failure */
 
 /* ---- builder, shared by the CASM assembler, the JSON IR loader and the bytecode reader ----
  * Usage: b = builder_new; for each function: begin_func, emit*, label defs/uses; then finish.
@@ -94,8 +94,7 @@ nvm_status nvm_builder_emit_jump(nvm_builder *b, const nvm_insn *insn, uint32_t 
 /* Takes ownership of the built module on success (the builder is still freed by the caller).
  * `entry`: name of the entry function, or NULL for "main, else the first function". Fails with
  * NVM_E_LINK for functions referenced but never defined, undefined labels. */
-nvm_status nvm_builder_finish(nvm_builder *b, const char *entry, nvm_module **out,
-                              nvm_error *err);
+nvm_status nvm_builder_finish(nvm_builder *b, const char *entry, nvm_module **out, nvm_error *err);
 /* Message of the last failing builder call that takes no nvm_error (func_ref, str, cap, emit,
  * label_def, emit_jump). Owned by the builder. */
 const char *nvm_builder_message(const nvm_builder *b);

@@ -5,13 +5,16 @@
 #include "isa.h"
 
 const nvm_opinfo nvm_opinfo_table[NVM_OP_BYTE_MAX] = {
-#define X(name, byte, opk, pops, pushes, flags, meaning) \
+#define X(name, byte, opk, pops, pushes, flags, meaning)                                           \
     [byte] = {#name, NVM_OPK_##opk, pops, pushes, flags, meaning},
 #include "opcodes.def"
 #undef X
 };
 
-static int ascii_upper(int c) { return (c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c; }
+static int ascii_upper(int c)
+{
+    return (c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c;
+}
 
 int nvm_op_lookup(const char *name, size_t len)
 {
@@ -48,14 +51,17 @@ uint32_t nvm_operand_size(nvm_operand_kind k)
 
 const char *nvm_operand_kind_name(nvm_operand_kind k)
 {
-    static const char *const names[] = {"none",  "int",   "float", "string", "bool", "slot",
+    static const char *const names[] = {"none",  "int",   "float",    "string",     "bool", "slot",
                                         "count", "label", "function", "capability", "type"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
 static const char *const cast_names[] = {"int", "float", "str", "bool"};
 
-const char *nvm_cast_type_name(int t) { return (t >= 0 && t < 4) ? cast_names[t] : "?"; }
+const char *nvm_cast_type_name(int t)
+{
+    return (t >= 0 && t < 4) ? cast_names[t] : "?";
+}
 
 int nvm_cast_type_lookup(const char *s, size_t len)
 {

@@ -18,23 +18,23 @@ typedef struct nvm_chain_entry {
 
 typedef struct nvm_decision {
     nvm_trust_level level;
-    bool may_run;                 /* level >= policy min_level and not rejected */
-    char signer_subject[256];     /* "" when no certificate */
-    char signer_key[65];          /* SHA-256 of the raw public key, hex; "" when unsigned */
+    bool may_run;             /* level >= policy min_level and not rejected */
+    char signer_subject[256]; /* "" when no certificate */
+    char signer_key[65];      /* SHA-256 of the raw public key, hex; "" when unsigned */
     char capsule_digest[65];
     nvm_chain_entry chain[8];
     size_t nchain;
     char reasons[NVM_MAX_REASONS][256];
     size_t nreasons;
-    char tier[16];                /* the tier this level runs on */
-    nvm_limits limits;            /* effective limits: min(manifest, level policy) */
+    char tier[16];     /* the tier this level runs on */
+    nvm_limits limits; /* effective limits: min(manifest, level policy) */
 } nvm_decision;
 
 /* Assess signature, chain, pins, revocation, rollback (reads, never writes, the state), level
  * floor. Never fails for a bad capsule: the decision says Rejected with reasons. Returns an
  * error status only for internal failures. `now` in seconds since the epoch. */
-nvm_status nvm_assess(const nvm_capsule *c, const nvm_manifest *m, const nvm_policy *p,
-                      int64_t now, nvm_decision *out, nvm_error *err);
+nvm_status nvm_assess(const nvm_capsule *c, const nvm_manifest *m, const nvm_policy *p, int64_t now,
+                      nvm_decision *out, nvm_error *err);
 /* Record the version that ran (rollback state), after a decision allowed the run. */
 nvm_status nvm_rollback_record(const nvm_policy *p, const nvm_manifest *m, const nvm_decision *d,
                                nvm_error *err);

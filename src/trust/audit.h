@@ -17,8 +17,7 @@
 typedef struct nvm_audit nvm_audit;
 
 /* Opens (creating 0600) the log; NULL path gives a no-op log. */
-nvm_status nvm_audit_open(const char *path, const char *state_dir, nvm_audit **out,
-                          nvm_error *err);
+nvm_status nvm_audit_open(const char *path, const char *state_dir, nvm_audit **out, nvm_error *err);
 /* Append one record; fields are key/value string pairs (NULL-terminated list: k1, v1, k2, v2,
  * ..., NULL). "seq", "time" and "prev" are added. */
 nvm_status nvm_audit_append(nvm_audit *a, const char *event, const char *const *fields,

@@ -3,17 +3,15 @@
  * Layout (docs/capsule-format.md is the byte-by-byte reference; all integers little-endian):
  *   header (40 bytes): magic "NVMCAP\r\n" (8) | u16 version (1) | u16 flags (0) |
  *                      u32 section count | u64 signed_len | u64 reserved (0) | u64 reserved (0)
- *   section table: count x 24 bytes: u32 type | u32 flags (bit 0: critical) | u64 offset | u64 length
- *   section bodies (8-byte aligned, in table order, no gaps other than alignment padding of zeros,
- *                   no overlaps)
- *   signature block (optional): starts exactly at signed_len and runs to the end of the file.
- * signed_len covers the header, the table and every section; the signature is Ed25519 over
- *   SHA-256("NanoVM capsule signature v1\0" || bytes[0, signed_len)).
- * Signature block: magic "NVMSIG1\0" (8) | u8 algorithm (1 = Ed25519) | 7 zero bytes |
- *   public key (32) | signature (64) | u32 certificate count | per certificate: u32 length | DER.
- *   Nothing may follow the last certificate.
- * Section types: 1 manifest (JSON, exactly one), 2 bytecode module (exactly one), 3 asset
- *   (u32 name length | name (UTF-8, no NUL, no '/', unique) | data; any number). Unknown types
+ *   section table: count x 24 bytes: u32 type | u32 flags (bit 0: critical) | u64 offset | u64
+ * length section bodies (8-byte aligned, in table order, no gaps other than alignment padding of
+ * zeros, no overlaps) signature block (optional): starts exactly at signed_len and runs to the end
+ * of the file. signed_len covers the header, the table and every section; the signature is Ed25519
+ * over SHA-256("NanoVM capsule signature v1\0" || bytes[0, signed_len)). Signature block: magic
+ * "NVMSIG1\0" (8) | u8 algorithm (1 = Ed25519) | 7 zero bytes | public key (32) | signature (64) |
+ * u32 certificate count | per certificate: u32 length | DER. Nothing may follow the last
+ * certificate. Section types: 1 manifest (JSON, exactly one), 2 bytecode module (exactly one), 3
+ * asset (u32 name length | name (UTF-8, no NUL, no '/', unique) | data; any number). Unknown types
  *   with the critical flag are rejected; unknown non-critical ones are ignored.
  * An unsigned capsule has signed_len == file length.
  */
@@ -32,12 +30,12 @@
 #define NVM_CAP_HEADER_LEN 40
 #define NVM_CAP_SECTION_ENTRY_LEN 24
 #define NVM_CAP_SIG_MAGIC "NVMSIG1"
-#define NVM_CAP_SIG_FIXED_LEN 116      /* signature block up to and including the cert count */
+#define NVM_CAP_SIG_FIXED_LEN 116 /* signature block up to and including the cert count */
 #define NVM_CAP_MAX_SECTIONS 1024
 #define NVM_CAP_MAX_CERTS 8
 #define NVM_CAP_MAX_CERT_LEN 65536
 #define NVM_CAP_MAX_ASSET_NAME 255
-#define NVM_CAP_SIG_DOMAIN "NanoVM capsule signature v1"   /* hashed with its NUL */
+#define NVM_CAP_SIG_DOMAIN "NanoVM capsule signature v1" /* hashed with its NUL */
 
 enum { NVM_SEC_MANIFEST = 1, NVM_SEC_BYTECODE = 2, NVM_SEC_ASSET = 3 };
 #define NVM_SEC_CRITICAL 1u
@@ -56,19 +54,19 @@ typedef struct nvm_asset {
 typedef struct nvm_capsule {
     const uint8_t *data;
     size_t len;
-    void *map_base;       /* non-NULL when the file is mmap'ed (nvm_capsule_close unmaps) */
+    void *map_base; /* non-NULL when the file is mmap'ed (nvm_capsule_close unmaps) */
     size_t map_len;
     uint16_t version;
     nvm_span manifest;
     nvm_span bytecode;
-    nvm_asset *assets;    /* malloc'ed array */
+    nvm_asset *assets; /* malloc'ed array */
     size_t nassets;
     size_t signed_len;
     bool has_signature;
     uint8_t sig_alg;
     uint8_t pubkey[NVM_ED25519_PUB_LEN];
     uint8_t signature[NVM_ED25519_SIG_LEN];
-    nvm_span *certs;      /* DER, leaf first; malloc'ed array */
+    nvm_span *certs; /* DER, leaf first; malloc'ed array */
     size_t ncerts;
     uint8_t digest[NVM_SHA256_LEN]; /* SHA-256 of the whole file: the capsule's identity */
 } nvm_capsule;

@@ -16,15 +16,15 @@
 typedef struct nvm_capreq {
     char type[32];
     char action[32];
-    char scope[512];   /* "" when absent */
-    char text[600];    /* the string as written */
+    char scope[512]; /* "" when absent */
+    char text[600];  /* the string as written */
 } nvm_capreq;
 
 /* NVM_OK, or NVM_E_FORMAT with a reason ("capability \"fs\": expected type.action"). */
 nvm_status nvm_capreq_parse(const char *s, nvm_capreq *out, char *why, size_t whylen);
 
 typedef struct nvm_limits {
-    int64_t gas;       /* -1: not set */
+    int64_t gas; /* -1: not set */
     int64_t memory;
     int64_t stack;
     int64_t wall_ms;
@@ -32,7 +32,7 @@ typedef struct nvm_limits {
 
 typedef struct nvm_semver {
     uint64_t major, minor, patch;
-    char pre[64];      /* pre-release identifiers, "" when none */
+    char pre[64]; /* pre-release identifiers, "" when none */
 } nvm_semver;
 
 typedef struct nvm_manifest {
@@ -40,10 +40,10 @@ typedef struct nvm_manifest {
     char version_text[96];
     nvm_semver version;
     char entry[256];
-    char *description;     /* malloc'ed, may be NULL */
-    char **authors;        /* malloc'ed */
+    char *description; /* malloc'ed, may be NULL */
+    char **authors;    /* malloc'ed */
     size_t nauthors;
-    nvm_capreq *caps;      /* malloc'ed */
+    nvm_capreq *caps; /* malloc'ed */
     size_t ncaps;
     nvm_limits limits;
 } nvm_manifest;

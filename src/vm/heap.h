@@ -36,8 +36,8 @@ typedef struct nvm_gchdr {
 typedef struct nvm_str {
     nvm_gchdr hdr;
     uint32_t len;
-    uint32_t hash;         /* 0 until nvm_str_hash computes it */
-    char data[];           /* len bytes + NUL */
+    uint32_t hash; /* 0 until nvm_str_hash computes it */
+    char data[];   /* len bytes + NUL */
 } nvm_str;
 
 typedef struct nvm_array {
@@ -48,7 +48,7 @@ typedef struct nvm_array {
 } nvm_array;
 
 typedef struct nvm_mapentry {
-    nvm_value key;         /* NVM_T_UNDEF for a deleted entry (tombstone) */
+    nvm_value key; /* NVM_T_UNDEF for a deleted entry (tombstone) */
     nvm_value value;
     uint32_t hash;
 } nvm_mapentry;
@@ -57,28 +57,28 @@ typedef struct nvm_mapentry {
  * table of entry positions + 1 (0 = empty). Keys are strings or ints. */
 typedef struct nvm_map {
     nvm_gchdr hdr;
-    uint32_t count;        /* live entries */
-    uint32_t nentries;     /* used slots of entries[] including tombstones */
+    uint32_t count;    /* live entries */
+    uint32_t nentries; /* used slots of entries[] including tombstones */
     uint32_t entries_cap;
-    uint32_t index_cap;    /* power of two, or 0 */
+    uint32_t index_cap; /* power of two, or 0 */
     nvm_mapentry *entries;
     uint32_t *index;
 } nvm_map;
 
 typedef struct nvm_heap {
-    void **objs;           /* handle -> object, NULL when free */
-    uint32_t nobjs;        /* handles handed out so far (objs[0] unused) */
+    void **objs;    /* handle -> object, NULL when free */
+    uint32_t nobjs; /* handles handed out so far (objs[0] unused) */
     uint32_t objs_cap;
     uint32_t *free_handles;
     uint32_t nfree;
     uint32_t free_cap;
-    size_t bytes;          /* bytes currently allocated through nvm_mem_* */
+    size_t bytes; /* bytes currently allocated through nvm_mem_* */
     size_t peak_bytes;
-    size_t next_gc;        /* collect when bytes passes this */
-    uint64_t nalloc;       /* allocations so far (fail_alloc_at counts these) */
+    size_t next_gc;  /* collect when bytes passes this */
+    uint64_t nalloc; /* allocations so far (fail_alloc_at counts these) */
     uint64_t ncollections;
-    uint64_t gc_ns;        /* unused by the core (no clock); hosts may measure around runs */
-    nvm_value *troots;     /* temporary roots */
+    uint64_t gc_ns;    /* unused by the core (no clock); hosts may measure around runs */
+    nvm_value *troots; /* temporary roots */
     uint32_t ntroots;
     uint32_t troots_cap;
     bool in_gc;
@@ -112,9 +112,9 @@ nvm_status nvm_mem_realloc(struct nvm_vm *vm, void **p, size_t old_n, size_t new
 void nvm_mem_free(struct nvm_vm *vm, void *p, size_t n);
 
 nvm_status nvm_heap_init(struct nvm_vm *vm);
-void nvm_heap_destroy(struct nvm_vm *vm);  /* frees every object and the tables */
-void nvm_gc_collect(struct nvm_vm *vm);     /* marks from nvm_vm_mark_roots (vm.c), sweeps */
-void nvm_gc_mark_value(struct nvm_vm *vm, nvm_value v);  /* used by nvm_vm_mark_roots */
+void nvm_heap_destroy(struct nvm_vm *vm); /* frees every object and the tables */
+void nvm_gc_collect(struct nvm_vm *vm);   /* marks from nvm_vm_mark_roots (vm.c), sweeps */
+void nvm_gc_mark_value(struct nvm_vm *vm, nvm_value v); /* used by nvm_vm_mark_roots */
 nvm_status nvm_troot_push(struct nvm_vm *vm, nvm_value v);
 void nvm_troot_pop(struct nvm_vm *vm, uint32_t n);
 
@@ -126,7 +126,10 @@ nvm_status nvm_obj_new(struct nvm_vm *vm, int kind, size_t size, void **obj, nvm
 int64_t nvm_map_find(const nvm_heap *h, const nvm_map *m, nvm_value key);
 
 /* ---- object access (no checks: callers check the tag first) ---- */
-static inline void *nvm_heap_obj(const nvm_heap *h, nvm_value v) { return h->objs[v.as.h]; }
+static inline void *nvm_heap_obj(const nvm_heap *h, nvm_value v)
+{
+    return h->objs[v.as.h];
+}
 #define NVM_IS_OBJ(v) ((v).type >= NVM_T_STR && (v).type <= NVM_T_MAP)
 
 /* ---- strings (str.c) ---- */
@@ -147,14 +150,16 @@ static inline uint32_t nvm_str_hash(const nvm_str *s)
  * the opcode and the types, set through nvm_vm_raise (vm.h). */
 nvm_status nvm_str_contains(struct nvm_vm *vm, nvm_value s, nvm_value sub, nvm_value *out);
 nvm_status nvm_str_split(struct nvm_vm *vm, nvm_value s, nvm_value sep, nvm_value *out);
-nvm_status nvm_str_replace(struct nvm_vm *vm, nvm_value s, nvm_value from, nvm_value to, nvm_value *out);
+nvm_status nvm_str_replace(struct nvm_vm *vm, nvm_value s, nvm_value from, nvm_value to,
+                           nvm_value *out);
 nvm_status nvm_str_join(struct nvm_vm *vm, nvm_value arr, nvm_value sep, nvm_value *out);
 nvm_status nvm_str_starts_with(struct nvm_vm *vm, nvm_value s, nvm_value p, nvm_value *out);
 nvm_status nvm_str_ends_with(struct nvm_vm *vm, nvm_value s, nvm_value p, nvm_value *out);
 nvm_status nvm_str_to_upper(struct nvm_vm *vm, nvm_value s, nvm_value *out);
 nvm_status nvm_str_to_lower(struct nvm_vm *vm, nvm_value s, nvm_value *out);
 nvm_status nvm_str_trim(struct nvm_vm *vm, nvm_value s, nvm_value *out);
-nvm_status nvm_str_sub(struct nvm_vm *vm, nvm_value s, nvm_value start, nvm_value end, nvm_value *out);
+nvm_status nvm_str_sub(struct nvm_vm *vm, nvm_value s, nvm_value start, nvm_value end,
+                       nvm_value *out);
 nvm_status nvm_str_find(struct nvm_vm *vm, nvm_value s, nvm_value needle, nvm_value *out);
 nvm_status nvm_str_ord(struct nvm_vm *vm, nvm_value s, nvm_value i, nvm_value *out);
 nvm_status nvm_str_chr(struct nvm_vm *vm, nvm_value i, nvm_value *out);
@@ -172,7 +177,8 @@ nvm_status nvm_array_range(struct nvm_vm *vm, nvm_value a, nvm_value b, nvm_valu
 /* ---- maps (map.c) ---- */
 nvm_status nvm_map_new(struct nvm_vm *vm, nvm_value *out);
 /* Keys must be str or int (program error otherwise). `found` may be NULL. Absent -> null. */
-nvm_status nvm_map_get(struct nvm_vm *vm, nvm_value map, nvm_value key, nvm_value *out, bool *found);
+nvm_status nvm_map_get(struct nvm_vm *vm, nvm_value map, nvm_value key, nvm_value *out,
+                       bool *found);
 nvm_status nvm_map_set(struct nvm_vm *vm, nvm_value map, nvm_value key, nvm_value v);
 nvm_status nvm_map_del(struct nvm_vm *vm, nvm_value map, nvm_value key);
 nvm_status nvm_map_keys(struct nvm_vm *vm, nvm_value map, nvm_value *out);

@@ -609,8 +609,7 @@ static inline nvm_value fx_slot(const nvm_value *s)
     {                                                                                              \
         const int64_t kk_ = FX_LEN_##F + FX_TLEN_##T;                                              \
         int c_;                                                                                    \
-        if (UNLIKELY(gas_left < kk_ - 1 ||                                                         \
-                     (c_ = fx_cmp(NVM_OP_##O, FX_X_##F, FX_Y_##F)) < 0))                           \
+        if (UNLIKELY(gas_left < kk_ - 1 || (c_ = fx_cmp(NVM_OP_##O, FX_X_##F, FX_Y_##F)) < 0))     \
             FX_FALLBACK();                                                                         \
         gas_left -= kk_ - 1;                                                                       \
         sp -= FX_IN_##F;                                                                           \
@@ -680,12 +679,12 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
         NVM_FX_LIST(FX_LABEL)
 #undef FX_LABEL
 #define FX_JLABEL(F, O, T) [NVM_FX_J_##F##_##O##_##T] = &&LF_J_##F##_##O##_##T,
-        NVM_FX_JLIST(FX_JLABEL)
+            NVM_FX_JLIST(FX_JLABEL)
 #undef FX_JLABEL
 #define FX_GLABEL(F, O, T) [NVM_FX_G_##O##_##T] = &&LF_G_##O##_##T,
-        NVM_FX_GLIST(FX_GLABEL)
+                NVM_FX_GLIST(FX_GLABEL)
 #undef FX_GLABEL
-        [NVM_FX_PUSH2] = &&LF_PUSH2,
+                    [NVM_FX_PUSH2] = &&LF_PUSH2,
         [NVM_FX_MOV] = &&LF_MOV,
         [NVM_FX_TEE] = &&LF_TEE,
         [NVM_FX_LLGET] = &&LF_LLGET,

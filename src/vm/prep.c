@@ -15,8 +15,20 @@
 #include "fused.h"
 
 /* Operator index of the opcodes that fuse, -1 for the others. */
-enum { OPI_ADD, OPI_SUB, OPI_MUL, OPI_DIV, OPI_MOD, OPI_LT, OPI_LE, OPI_GT, OPI_GE, OPI_EQ,
-       OPI_NE, OPI_N };
+enum {
+    OPI_ADD,
+    OPI_SUB,
+    OPI_MUL,
+    OPI_DIV,
+    OPI_MOD,
+    OPI_LT,
+    OPI_LE,
+    OPI_GT,
+    OPI_GE,
+    OPI_EQ,
+    OPI_NE,
+    OPI_N
+};
 
 static int op_index(uint8_t op)
 {
@@ -44,8 +56,8 @@ static const uint16_t fx_table[NVM_FXF_N][OPI_N][NVM_FXT_N] = {
 };
 
 /* Tail of a sequence whose operator is at index t-1: the instruction at t when it can join. */
-static int tail_at(const nvm_insn *in, const uint8_t *target, uint32_t n, uint32_t head,
-                   uint32_t t, int opi, uint32_t *operand)
+static int tail_at(const nvm_insn *in, const uint8_t *target, uint32_t n, uint32_t head, uint32_t t,
+                   int opi, uint32_t *operand)
 {
     if (t >= n || target[t])
         return NVM_FXT_P;
@@ -130,8 +142,8 @@ static uint32_t fuse_at(const nvm_insn *in, nvm_insn *out, const uint8_t *target
             out[i].pad = NVM_FX_LLGET;
             out[i].k.i = nvm_fx_pack(d->a, 0);
             return 3;
-        } else if (d->op == NVM_OP_PUSH && d->k.i >= INT32_MIN && d->k.i <= INT32_MAX && FREE(i + 2) &&
-                   (opi = op_index(in[i + 2].op)) >= 0) {
+        } else if (d->op == NVM_OP_PUSH && d->k.i >= INT32_MIN && d->k.i <= INT32_MAX &&
+                   FREE(i + 2) && (opi = op_index(in[i + 2].op)) >= 0) {
             form = NVM_FXF_LK;
             lo = (uint32_t)(int32_t)d->k.i;
             len = 3;

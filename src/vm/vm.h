@@ -28,28 +28,28 @@ typedef struct nvm_pfunc {
     const nvm_insn *code; /* prepared code (fused.h) */
     const nvm_func *fn;
     uint32_t nslots;
-    uint32_t need;        /* values a call needs above the caller's sp: max_height - consumed + 1 */
+    uint32_t need; /* values a call needs above the caller's sp: max_height - consumed + 1 */
 } nvm_pfunc;
 
 /* A call frame. Its slot base and the stack index of its lowest value are not stored: the slots
  * follow the caller's, and RET knows its verified stack height (prep.c puts it in the operand). */
 typedef struct nvm_frame {
     const nvm_pfunc *pf;
-    const nvm_insn *ip;   /* saved position: the instruction to resume at (callers), the current
-                             one (innermost frame, whenever control leaves the interpreter) */
+    const nvm_insn *ip; /* saved position: the instruction to resume at (callers), the current
+                           one (innermost frame, whenever control leaves the interpreter) */
 } nvm_frame;
 
 typedef struct nvm_handler {
-    uint32_t frame;       /* index of the owning frame */
-    uint32_t sp;          /* operand stack height at ENTER_TRY */
-    uint32_t target;      /* instruction index of the handler */
-    uint32_t slot_base;   /* index in slots[] of the owning frame's first slot */
+    uint32_t frame;     /* index of the owning frame */
+    uint32_t sp;        /* operand stack height at ENTER_TRY */
+    uint32_t target;    /* instruction index of the handler */
+    uint32_t slot_base; /* index in slots[] of the owning frame's first slot */
 } nvm_handler;
 
 typedef struct nvm_capentry {
     char *name;
     size_t name_len;
-    uint32_t argc;        /* or NVM_VARIADIC */
+    uint32_t argc; /* or NVM_VARIADIC */
     nvm_cap_fn fn;
     void *ud;
 } nvm_capentry;
@@ -93,9 +93,9 @@ struct nvm_vm {
     uint32_t nhandlers;
     uint32_t handlers_cap;
 
-    int64_t gas_limit;    /* < 0: unlimited */
+    int64_t gas_limit; /* < 0: unlimited */
     int64_t gas_used;
-    int64_t gas_rest;     /* while running: gas not yet moved into the interpreter's countdown */
+    int64_t gas_rest; /* while running: gas not yet moved into the interpreter's countdown */
     bool running;
 };
 
