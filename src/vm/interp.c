@@ -328,7 +328,6 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
 #define SYNC() (vm->sp = (uint32_t)(sp - stack))
 /* Gas charged so far: the countdown holds at most NVM_GAS_CHUNK of the remaining gas, the rest
  * waits in vm->gas_rest; each refill is a point where the interrupt hook runs. */
-#define NVM_GAS_CHUNK 65536
 #define GAS_USED() (gas_start - vm->gas_rest - gas_left)
 /* Call a function that may allocate or raise; on failure go to the error path. */
 #define CHECK(call)                                                                                \
@@ -667,7 +666,8 @@ static inline nvm_value fx_slot(const nvm_value *s)
 #endif
 #endif
 
-NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
+NVM_INTERP_ATTR static nvm_status interp_core(nvm_vm *vm, int mode, uint32_t slot_base,
+                                              int64_t *gas_io, bool *ended)
 {
 #if NVM_COMPUTED_GOTO
     static const void *const dispatch_table[NVM_FX_END] = {
@@ -700,33 +700,32 @@ NVM_INTERP_ATTR nvm_status nvm_interp_run(nvm_vm *vm)
 #else
     uint32_t opsel;
 #endif
-    const nvm_module *m = vm->mod;
     const nvm_pfunc *const pfuncs = vm->pfuncs;
     nvm_status st = NVM_OK;
-    const int64_t gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
-    int64_t gas_left = gas_start < NVM_GAS_CHUNK ? gas_start : NVM_GAS_CHUNK;
-    vm->gas_rest = gas_start - gas_left;
-
-    vm->sp = 0;
-    vm->depth = 0;
-    vm->nhandlers = 0;
-    vm->gas_used = 0;
-
-    const nvm_pfunc *entry = &pfuncs[m->entry];
-    set_limits(vm);
-    st = ensure_call_space(vm, entry, 0, 0);
-    if (st != NVM_OK)
-        return st;
-    nvm_frame *frame = vm->frames;
-    frame->pf = entry;
-    frame->ip = entry->code;
-    vm->depth = 1;
+    const int64_t gas_start = vm->gas_start;
+    int64_t gas_left = *gas_io;
+    /* frames below stop_frame belong to the native caller of this run (none for a program) */
+    const uint32_t stop_frame = vm->depth - 1;
+    nvm_frame *frame = vm->frames + (vm->depth - 1);
     nvm_value *stack = vm->stack;
-    nvm_value *sp = stack;
-    nvm_value *slots = vm->slots;
-    for (uint32_t i = 0; i < entry->nslots; i++)
-        slots[i] = undef_value();
-    const nvm_insn *ip = entry->code;
+    nvm_value *sp = stack + vm->sp;
+    nvm_value *slots = vm->slots + slot_base;
+    const nvm_insn *ip = frame->ip;
+    *ended = false;
+    /* NVM_INTERP_STEP: the caller's countdown waits in gas_rest while the step runs */
+    const int64_t step_gas = mode == NVM_INTERP_STEP ? gas_left : 0;
+    if (mode == NVM_INTERP_STEP) {
+        /* one unfused instruction; its gas was charged by the caller. The NEXT() after it finds
+         * the countdown at -1 and leaves through gas_event. */
+        vm->gas_rest += step_gas;
+        gas_left = 0;
+#if NVM_COMPUTED_GOTO
+        goto *dispatch_table[ip->op];
+#else
+        opsel = ip->op;
+        goto reswitch;
+#endif
+    }
 
 #if NVM_COMPUTED_GOTO
     DISPATCH();
@@ -1080,6 +1079,7 @@ reswitch:
             nvm_value result;
             vcopy(&result, sp - 1);
             if (UNLIKELY(frame == vm->frames)) {
+                *ended = true;
                 st = NVM_OK;
                 goto finish;
             }
@@ -1093,12 +1093,15 @@ reswitch:
             vcopy(sp++, &result);
             vm->depth--;
             frame--;
+            if (UNLIKELY(vm->depth == stop_frame))
+                goto finish_noip; /* the frame this run resumed returned to its native caller */
             slots -= frame->pf->nslots;
             ip = frame->ip;
             DISPATCH();
         }
         CASE(HALT)
         {
+            *ended = true;
             st = NVM_OK;
             goto finish;
         }
@@ -1129,6 +1132,14 @@ reswitch:
                 st = uncaught_throw(vm, v);
                 if (st == NVM_OK)
                     st = NVM_E_PROGRAM;
+                goto finish;
+            }
+            if (UNLIKELY(mode == NVM_INTERP_STEP ||
+                         vm->handlers[vm->nhandlers - 1].frame < stop_frame)) {
+                /* caught by a frame of the native caller (jit.c takes it from here) */
+                vm->thrown = v;
+                vm->thrown_pending = true;
+                st = NVM_E_PROGRAM;
                 goto finish;
             }
             {
@@ -1573,7 +1584,8 @@ reswitch:
 
 error:
     /* A program error (vm->err filled): catchable when a handler exists. */
-    if ((st == NVM_E_PROGRAM || st == NVM_E_DENIED) && vm->nhandlers > 0) {
+    if ((st == NVM_E_PROGRAM || st == NVM_E_DENIED) && vm->nhandlers > 0 &&
+        mode != NVM_INTERP_STEP && vm->handlers[vm->nhandlers - 1].frame >= stop_frame) {
         nvm_handler h = vm->handlers[--vm->nhandlers];
         vm->depth = h.frame + 1;
         frame = &vm->frames[h.frame];
@@ -1592,6 +1604,10 @@ error:
 
 gas_event:
     /* The countdown ran out (gas_left is -1: the instruction at ip is charged but not run). */
+    if (mode == NVM_INTERP_STEP) {
+        st = NVM_OK; /* the stepped instruction is done; ip is the next one */
+        goto finish;
+    }
     if (vm->gas_rest == 0) {
         gas_left = 0;
         SYNC();
@@ -1626,11 +1642,52 @@ gas_event:
 #endif
 
 finish:
-    vm->sp = (uint32_t)(sp - stack);
     if (vm->depth > 0)
         vm->frames[vm->depth - 1].ip = ip;
+finish_noip:
+    vm->sp = (uint32_t)(sp - stack);
+    if (mode == NVM_INTERP_STEP) {
+        vm->gas_rest -= step_gas;
+        gas_left = step_gas;
+    }
+    *gas_io = gas_left;
     vm->gas_used = GAS_USED();
     return st;
+}
+
+nvm_status nvm_interp_run(nvm_vm *vm)
+{
+    const nvm_pfunc *entry = &vm->pfuncs[vm->mod->entry];
+    vm->gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
+    int64_t gas_left = vm->gas_start < NVM_GAS_CHUNK ? vm->gas_start : NVM_GAS_CHUNK;
+    vm->gas_rest = vm->gas_start - gas_left;
+    vm->sp = 0;
+    vm->depth = 0;
+    vm->nhandlers = 0;
+    vm->gas_used = 0;
+    vm->thrown_pending = false;
+    set_limits(vm);
+    nvm_status st = ensure_call_space(vm, entry, 0, 0);
+    if (st != NVM_OK)
+        return st;
+    vm->frames[0].pf = entry;
+    vm->frames[0].ip = entry->code;
+    vm->depth = 1;
+    for (uint32_t i = 0; i < entry->nslots; i++)
+        vm->slots[i] = undef_value();
+    bool ended;
+    return interp_core(vm, NVM_INTERP_RUN, 0, &gas_left, &ended);
+}
+
+nvm_status nvm_interp_resume(nvm_vm *vm, int mode, uint32_t slot_base, int64_t *gas_left,
+                             bool *ended)
+{
+    return interp_core(vm, mode, slot_base, gas_left, ended);
+}
+
+nvm_status nvm_vm_call_space(nvm_vm *vm, const nvm_pfunc *pf, uint32_t spi, uint32_t slot_base)
+{
+    return ensure_call_space(vm, pf, spi, slot_base);
 }
 
 #if NVM_COMPUTED_GOTO

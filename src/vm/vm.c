@@ -410,4 +410,6 @@ void nvm_vm_mark_roots(nvm_vm *vm)
     }
     for (uint32_t i = 0; i < vm->nconsts; i++)
         nvm_gc_mark_value(vm, vm->consts[i]);
+    if (vm->thrown_pending)
+        nvm_gc_mark_value(vm, vm->thrown);
 }

@@ -95,8 +95,13 @@ struct nvm_vm {
 
     int64_t gas_limit; /* < 0: unlimited */
     int64_t gas_used;
-    int64_t gas_rest; /* while running: gas not yet moved into the interpreter's countdown */
+    int64_t gas_rest;  /* while running: gas not yet moved into the interpreter's countdown */
+    int64_t gas_start; /* while running: the run's whole budget (INT64_MAX when unlimited) */
     bool running;
+    /* A THROW whose handler belongs to a frame of a native tier: the value, until it is caught
+     * (a GC root while pending). */
+    bool thrown_pending;
+    nvm_value thrown;
 };
 
 /* Raise a program-level error: fills vm->err (status, message) and returns `st`. The interpreter
@@ -114,5 +119,25 @@ void nvm_vm_mark_roots(struct nvm_vm *vm);
 
 /* The interpreter (interp.c): runs vm->mod from its entry function. */
 nvm_status nvm_interp_run(struct nvm_vm *vm);
+
+/* Interpreter entry points for native tiers, which keep the interpreter's frames, operand stack
+ * and slots. The innermost frame (vm->depth - 1) resumes at frames[depth - 1].ip with the
+ * operand stack at vm->sp and its slots at vm->slots + slot_base; *gas_left is the countdown
+ * (the rest in vm->gas_rest, the budget in vm->gas_start).
+ *   NVM_INTERP_RUN: run until that frame returns (its result pushed on the caller's stack,
+ *     vm->depth one less) or the program ends (*ended: HALT, or RET from frame 0). An error
+ *     whose handler belongs to an older frame is returned (a THROW leaves its value in
+ *     vm->thrown, thrown_pending set).
+ *   NVM_INTERP_STEP: execute the one (unfused) instruction at ip and return with ip at the next
+ *     one; never a jump, CALL, RET or HALT. Errors are returned without searching handlers (a
+ *     THROW sets thrown_pending); gas is not charged (the caller did). */
+enum { NVM_INTERP_RUN = 0, NVM_INTERP_STEP = 1 };
+nvm_status nvm_interp_resume(struct nvm_vm *vm, int mode, uint32_t slot_base, int64_t *gas_left,
+                             bool *ended);
+/* CALL's slow path: depth limit, room on the operand stack, frames and slots (raises on
+ * failure). */
+nvm_status nvm_vm_call_space(struct nvm_vm *vm, const nvm_pfunc *pf, uint32_t spi,
+                             uint32_t slot_base);
+#define NVM_GAS_CHUNK 65536
 
 #endif
