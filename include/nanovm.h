@@ -130,6 +130,9 @@ typedef struct nvm_config {
      * non-OK return (e.g. NVM_E_TIME for a wall-time limit) ends the run with that status. */
     nvm_status (*interrupt)(void *ud);
     void *interrupt_ud;
+    /* Native code shared by the runs of this configuration (the JIT tier): modules are compiled
+     * once per cache, keyed by their bytecode. NULL: each run compiles for itself. */
+    struct nvm_code_cache *code_cache;
 } nvm_config;
 
 /* Fills *cfg with the documented defaults. */
@@ -287,11 +290,27 @@ void nvm_host_free(nvm_host *h);
  * broker). The VM's error record (message, backtrace) is copied to *err on failure; *gas_used
  * (may be NULL) receives the instructions executed. NVM_E_USAGE when the tier is not available
  * in this build. */
-typedef enum nvm_tier { NVM_TIER_INTERP = 0, NVM_TIER_WASM = 1 } nvm_tier;
-const char *nvm_tier_name(nvm_tier t); /* "interp", "wasm" */
+typedef enum nvm_tier { NVM_TIER_INTERP = 0, NVM_TIER_WASM = 1, NVM_TIER_JIT = 2 } nvm_tier;
+const char *nvm_tier_name(nvm_tier t); /* "interp", "wasm", "jit" */
 int nvm_tier_lookup(const char *name); /* -1 when unknown */
 bool nvm_tier_available(nvm_tier t);
 bool nvm_isolation_available(void);
+
+/* A process-local cache of JIT-compiled modules (x86-64 only), shared by every VM whose
+ * configuration names it; not thread-safe (one cache per thread). Compiled code is mapped
+ * read+execute only after it is written (never writable and executable at once). */
+typedef struct nvm_code_cache nvm_code_cache;
+nvm_status nvm_code_cache_new(nvm_code_cache **out);
+void nvm_code_cache_free(nvm_code_cache *c); /* after every VM using it is done */
+typedef struct nvm_code_stats {
+    uint64_t modules;    /* modules compiled into this cache */
+    uint64_t hits;       /* runs that found their module already compiled */
+    uint64_t functions;  /* functions compiled */
+    uint64_t insns;      /* bytecode instructions compiled */
+    uint64_t code_bytes; /* machine code bytes */
+    uint64_t compile_ns; /* time spent compiling */
+} nvm_code_stats;
+void nvm_code_cache_stats(const nvm_code_cache *c, nvm_code_stats *out);
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
                        bool isolate, int64_t *gas_used, nvm_error *err);
 
@@ -379,7 +398,8 @@ typedef enum nvm_tier_request {
     NVM_TIER_REQ_DEFAULT = 0,
     NVM_TIER_REQ_INTERP,
     NVM_TIER_REQ_AUTO,
-    NVM_TIER_REQ_WASM
+    NVM_TIER_REQ_WASM,
+    NVM_TIER_REQ_JIT
 } nvm_tier_request;
 
 /* How to run: borrowed for the call. */
@@ -389,8 +409,10 @@ typedef struct nvm_run_options {
     const char *const *args; /* the program's own arguments (args.get) */
     uint32_t nargs;
     nvm_tier_request tier;
-    bool isolate; /* run in a separate process too (always honoured; needs
-                     nvm_isolation_available()) */
+    bool isolate;      /* run in a separate process too (always honoured; needs
+                          nvm_isolation_available()) */
+    int64_t *gas_used; /* may be NULL: receives the instructions the run executed (0 when the
+                          program did not start) */
 } nvm_run_options;
 
 /* A trust session: one capsule assessed under one policy, with its audit log open. */

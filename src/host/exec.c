@@ -10,9 +10,12 @@
 #include "host/isolate.h"
 #ifdef NVM_HAVE_WASM_SANDBOX
 #include "tier/wasm/sandbox.h"
+#ifdef NVM_HAVE_JIT
+#include "tier/jit/jit.h"
+#endif
 #endif
 
-static const char *const tier_names[] = {"interp", "wasm"};
+static const char *const tier_names[] = {"interp", "wasm", "jit"};
 
 const char *nvm_tier_name(nvm_tier t)
 {
@@ -29,6 +32,10 @@ int nvm_tier_lookup(const char *name)
 
 bool nvm_tier_available(nvm_tier t)
 {
+#ifdef NVM_HAVE_JIT
+    if (t == NVM_TIER_JIT)
+        return nvm_jit_supported();
+#endif
 #ifdef NVM_HAVE_WASM_SANDBOX
     if (t == NVM_TIER_WASM)
         return true;
@@ -41,10 +48,43 @@ bool nvm_isolation_available(void)
     return nvm_isolate_supported();
 }
 
-/* Runs m on the interpreter in this process; `install` registers its capabilities (the host's,
- * or an isolated child's forwarding stubs). */
-static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_cap_installer install,
-                             void *install_ud, int64_t *gas_used, nvm_error *err)
+/* Runs the loaded VM on the interpreter or the JIT (compiled through cfg's code cache; a module
+ * over the JIT's bounds runs on the interpreter). */
+static nvm_status run_on(nvm_vm *vm, const nvm_config *cfg, const nvm_module *m, nvm_tier tier,
+                         nvm_error *err)
+{
+#ifdef NVM_HAVE_JIT
+    if (tier == NVM_TIER_JIT) {
+        const nvm_jit_blob *blob = NULL;
+        nvm_jit_blob *owned = NULL;
+        nvm_error cerr;
+        memset(&cerr, 0, sizeof cerr);
+        nvm_status st = nvm_jit_get(cfg->code_cache, m, &blob, &owned, &cerr);
+        if (st == NVM_E_USAGE) /* over the bounds */
+            return nvm_vm_run(vm);
+        if (st != NVM_OK) {
+            if (err != NULL)
+                *err = cerr;
+            return st;
+        }
+        st = nvm_jit_run(vm, blob);
+        nvm_jit_blob_free(owned);
+        return st;
+    }
+#else
+    (void)cfg;
+    (void)m;
+    (void)err;
+#endif
+    (void)tier;
+    return nvm_vm_run(vm);
+}
+
+/* Runs m on the interpreter or the JIT in this process; `install` registers its capabilities (the
+ * host's, or an isolated child's forwarding stubs). */
+static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_tier tier,
+                             nvm_cap_installer install, void *install_ud, int64_t *gas_used,
+                             nvm_error *err)
 {
     nvm_vm *vm = NULL;
     nvm_status st = nvm_vm_new(cfg, &vm);
@@ -55,7 +95,7 @@ static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_cap
     if (st == NVM_OK)
         st = nvm_vm_load(vm, m);
     if (st == NVM_OK)
-        st = nvm_vm_run(vm);
+        st = run_on(vm, cfg, m, tier, err);
     if (gas_used != NULL)
         *gas_used = nvm_vm_gas_used(vm);
     if (st != NVM_OK && err != NULL)
@@ -104,11 +144,11 @@ nvm_status nvm_exec_local(const nvm_config *cfg, const nvm_module *m, nvm_tier t
     if (tier == NVM_TIER_WASM)
         return run_wasm(cfg, m, install, install_ud, gas_used, err);
 #endif
-    if (tier != NVM_TIER_INTERP) {
+    if (tier != NVM_TIER_INTERP && !(tier == NVM_TIER_JIT && nvm_tier_available(tier))) {
         return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "tier %s is not available in this build",
                              nvm_tier_name(tier));
     }
-    return run_interp(cfg, m, install, install_ud, gas_used, err);
+    return run_interp(cfg, m, tier, install, install_ud, gas_used, err);
 }
 
 typedef struct exec_tick {

@@ -36,33 +36,37 @@
 /* Arithmetic: result stored or pushed. Comparisons: result pushed or branched on. */
 #define NVM_FX_ARITH(FX, O)                                                                        \
     FX(LL, O, P)                                                                                   \
-    FX(LL, O, S) FX(LL, O, XADD) FX(LL, O, XSUB) FX(LL, O, XMUL) FX(LK, O, P) FX(LK, O, S)         \
-        FX(L, O, P) FX(L, O, S) FX(K, O, P) FX(K, O, S) FX(F, O, P) FX(F, O, S) FX(S, O, S)
+    FX(LL, O, S)                                                                                   \
+    FX(LL, O, XADD) FX(LL, O, XSUB) FX(LL, O, XMUL) FX(LK, O, P) FX(LK, O, S) FX(L, O, P)          \
+        FX(L, O, S) FX(K, O, P) FX(K, O, S) FX(F, O, P) FX(F, O, S) FX(S, O, S)
 #define NVM_FX_CMP(FX, O)                                                                          \
     FX(LL, O, P)                                                                                   \
-    FX(LL, O, JZ) FX(LL, O, JNZ) FX(LK, O, P) FX(LK, O, JZ) FX(LK, O, JNZ) FX(L, O, P)             \
-        FX(L, O, JZ) FX(L, O, JNZ) FX(K, O, P) FX(K, O, JZ) FX(K, O, JNZ) FX(F, O, P) FX(F, O, JZ) \
+    FX(LL, O, JZ)                                                                                  \
+    FX(LL, O, JNZ) FX(LK, O, P) FX(LK, O, JZ) FX(LK, O, JNZ) FX(L, O, P) FX(L, O, JZ)              \
+        FX(L, O, JNZ) FX(K, O, P) FX(K, O, JZ) FX(K, O, JNZ) FX(F, O, P) FX(F, O, JZ)              \
             FX(F, O, JNZ) FX(S, O, JZ) FX(S, O, JNZ)
 #define NVM_FX_LIST(FX)                                                                            \
     NVM_FX_ARITH(FX, ADD)                                                                          \
-    NVM_FX_ARITH(FX, SUB) NVM_FX_ARITH(FX, MUL) NVM_FX_ARITH(FX, DIV) NVM_FX_ARITH(FX, MOD)        \
-        NVM_FX_CMP(FX, LT) NVM_FX_CMP(FX, LE) NVM_FX_CMP(FX, GT) NVM_FX_CMP(FX, GE)                \
-            NVM_FX_CMP(FX, EQ) NVM_FX_CMP(FX, NE)
+    NVM_FX_ARITH(FX, SUB)                                                                          \
+    NVM_FX_ARITH(FX, MUL) NVM_FX_ARITH(FX, DIV) NVM_FX_ARITH(FX, MOD) NVM_FX_CMP(FX, LT)           \
+        NVM_FX_CMP(FX, LE) NVM_FX_CMP(FX, GT) NVM_FX_CMP(FX, GE) NVM_FX_CMP(FX, EQ)                \
+            NVM_FX_CMP(FX, NE)
 
 /* JMP whose target starts a compare-and-branch superinstruction of form LL or LK: one dispatch
  * runs the jump and the target's sequence (its operands are read from the target). */
 #define NVM_FX_JCMP1(FX, O) FX(LL, O, JZ) FX(LL, O, JNZ) FX(LK, O, JZ) FX(LK, O, JNZ)
 #define NVM_FX_JLIST(FX)                                                                           \
     NVM_FX_JCMP1(FX, LT)                                                                           \
-    NVM_FX_JCMP1(FX, LE) NVM_FX_JCMP1(FX, GT) NVM_FX_JCMP1(FX, GE) NVM_FX_JCMP1(FX, EQ)            \
-        NVM_FX_JCMP1(FX, NE)
+    NVM_FX_JCMP1(FX, LE)                                                                           \
+    NVM_FX_JCMP1(FX, GT) NVM_FX_JCMP1(FX, GE) NVM_FX_JCMP1(FX, EQ) NVM_FX_JCMP1(FX, NE)
 
 /* LOAD a; LOAD b; ARR_GET; LOAD c; <cmp>; JZ/JNZ: a, k.lo = b | c << 16 (b, c < 65536),
  * k.hi = the target relative to the superinstruction. */
 #define NVM_FX_GLIST(FX)                                                                           \
     FX(G, LT, JZ)                                                                                  \
-    FX(G, LT, JNZ) FX(G, LE, JZ) FX(G, LE, JNZ) FX(G, GT, JZ) FX(G, GT, JNZ) FX(G, GE, JZ)         \
-        FX(G, GE, JNZ) FX(G, EQ, JZ) FX(G, EQ, JNZ) FX(G, NE, JZ) FX(G, NE, JNZ)
+    FX(G, LT, JNZ)                                                                                 \
+    FX(G, LE, JZ) FX(G, LE, JNZ) FX(G, GT, JZ) FX(G, GT, JNZ) FX(G, GE, JZ) FX(G, GE, JNZ)         \
+        FX(G, EQ, JZ) FX(G, EQ, JNZ) FX(G, NE, JZ) FX(G, NE, JNZ)
 
 enum nvm_fx_id {
     NVM_FX_BEFORE_FIRST = 255,

@@ -1685,6 +1685,11 @@ nvm_status nvm_interp_resume(nvm_vm *vm, int mode, uint32_t slot_base, int64_t *
     return interp_core(vm, mode, slot_base, gas_left, ended);
 }
 
+void nvm_vm_set_limits(nvm_vm *vm)
+{
+    set_limits(vm);
+}
+
 nvm_status nvm_vm_call_space(nvm_vm *vm, const nvm_pfunc *pf, uint32_t spi, uint32_t slot_base)
 {
     return ensure_call_space(vm, pf, spi, slot_base);

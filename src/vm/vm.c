@@ -359,6 +359,11 @@ static void build_backtrace(nvm_vm *vm)
 
 nvm_status nvm_vm_run(nvm_vm *vm)
 {
+    return nvm_vm_run_with(vm, NULL, NULL);
+}
+
+nvm_status nvm_vm_run_with(nvm_vm *vm, nvm_status (*runner)(nvm_vm *vm, void *ud), void *ud)
+{
     if (vm == NULL)
         return NVM_E_USAGE;
     if (vm->running)
@@ -373,8 +378,10 @@ nvm_status nvm_vm_run(nvm_vm *vm)
     vm->gas_used = 0;
     vm->gas_limit = vm->cfg.gas;
     vm->running = true;
-    nvm_status st = nvm_interp_run(vm);
+    vm->thrown_pending = false;
+    nvm_status st = runner != NULL ? runner(vm, ud) : nvm_interp_run(vm);
     vm->running = false;
+    vm->thrown_pending = false;
     if (st != NVM_OK) {
         vm->err.status = st;
         if (vm->depth > 0)

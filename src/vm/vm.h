@@ -102,6 +102,9 @@ struct nvm_vm {
      * (a GC root while pending). */
     bool thrown_pending;
     nvm_value thrown;
+    /* native tiers: the gas countdown while a helper runs, and the status of a failed helper */
+    int64_t jit_gas;
+    nvm_status jit_status;
 };
 
 /* Raise a program-level error: fills vm->err (status, message) and returns `st`. The interpreter
@@ -116,6 +119,13 @@ nvm_status nvm_vm_vraise(struct nvm_vm *vm, nvm_status st, const char *fmt, va_l
 
 /* Marks every root (called by the collector). */
 void nvm_vm_mark_roots(struct nvm_vm *vm);
+
+/* nvm_vm_run with another executor (a native tier): same set-up, error record and backtrace;
+ * runner NULL is the interpreter. */
+nvm_status nvm_vm_run_with(struct nvm_vm *vm, nvm_status (*runner)(struct nvm_vm *vm, void *ud),
+                           void *ud);
+/* Sets the stack limits CALL compares against from the capacities (interp.c). */
+void nvm_vm_set_limits(struct nvm_vm *vm);
 
 /* The interpreter (interp.c): runs vm->mod from its entry function. */
 nvm_status nvm_interp_run(struct nvm_vm *vm);

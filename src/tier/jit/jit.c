@@ -1,0 +1,1835 @@
+/* jit.c - the x86-64 template compiler of the JIT tier.
+ *
+ * Each verified function is compiled from its bytecode and the verifier's stack heights:
+ *   1. Analysis. Basic blocks (leaders: entry, jump and handler targets, the instruction after a
+ *      jump, call or terminator) and a forward type analysis to a fixed point: for every stack
+ *      position and slot, the set of types (tmask) it may hold at each block entry. Handler
+ *      entries assume nothing. Exact where it matters: int op int is int (or an error), float
+ *      with a number is float, comparisons are bools.
+ *   2. Code generation per block with a virtual operand stack: an entry is a value still in its
+ *      slot (LOAD not yet copied), a constant, a register (known int/bool in a GPR, float in an
+ *      XMM register) or memory (its stack cell, r13 + 16 * (position - consumed)). Entries are
+ *      written to their cells ("materialized") at block ends, before calls and helpers, and in
+ *      the cold stubs of slow paths, so that the interpreter's view of the stack is exact
+ *      whenever C code runs. Block entry: everything in memory.
+ *   3. Gas: each block charges its instruction count at entry (sub r15, n; js stub). The stub
+ *      refills the countdown from the rest (interrupt hook) or, when the run's gas cannot cover
+ *      the block, hands the frame to the interpreter, which stops at the exact instruction.
+ *      A faulting instruction refunds the rest of its block, so gas used matches the
+ *      interpreter on every path.
+ *   4. Slow paths step the instruction in the interpreter (nvm_jit_step): one implementation of
+ *      every semantic rule, error message and capability call.
+ * Hardening: constants from the program that do not fit in a signed byte are blinded (emitted
+ * as v ^ key and key, combined at run time; keys from a per-compilation seed); the code is
+ * written to a private read+write mapping that becomes read+execute before it runs.
+ */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "jit.h"
+#include "x64.h"
+
+/* ---- type masks ---- */
+typedef uint8_t tmask;
+#define TM(t) ((tmask)(1u << (t)))
+#define TM_NULL TM(NVM_T_NULL)
+#define TM_BOOL TM(NVM_T_BOOL)
+#define TM_INT TM(NVM_T_INT)
+#define TM_FLOAT TM(NVM_T_FLOAT)
+#define TM_STR TM(NVM_T_STR)
+#define TM_ARR TM(NVM_T_ARRAY)
+#define TM_MAP TM(NVM_T_MAP)
+#define TM_UNDEF TM(NVM_T_UNDEF)
+#define TM_ANY ((tmask)0x7F)
+#define TM_NUM ((tmask)(TM_INT | TM_FLOAT))
+
+static int single(tmask m)
+{
+    for (int t = 0; t < 7; t++)
+        if (m == TM(t))
+            return t;
+    return -1;
+}
+
+#define VOFF(f) ((int32_t)offsetof(nvm_vm, f))
+#define TAG 8 /* offsetof(nvm_value, type) */
+
+/* ---- analysis ---- */
+static tmask arith_mask(tmask a, tmask b, bool add)
+{
+    if (a == TM_INT && b == TM_INT)
+        return TM_INT;
+    if ((a | b) == ((a | b) & TM_NUM) && (a == TM_FLOAT || b == TM_FLOAT))
+        return TM_FLOAT;
+    if (add && ((a | b) & TM_STR))
+        return (tmask)(TM_NUM | TM_STR);
+    return TM_NUM;
+}
+
+static tmask cast_mask(int t)
+{
+    switch (t) {
+    case NVM_CAST_INT: return TM_INT;
+    case NVM_CAST_FLOAT: return TM_FLOAT;
+    case NVM_CAST_STR: return TM_STR;
+    default: return TM_BOOL;
+    }
+}
+
+/* The type effect of instruction i on (stk[0..*H), sl). */
+static void xfer(const nvm_module *m, const nvm_func *fn, uint32_t i, tmask *stk, uint32_t *H,
+                 tmask *sl)
+{
+    const nvm_insn *in = &fn->code[i];
+    uint32_t h = *H;
+    tmask a = h >= 2 ? stk[h - 2] : 0, b = h >= 1 ? stk[h - 1] : 0;
+    switch (in->op) {
+    case NVM_OP_NOP:
+    case NVM_OP_JMP:
+    case NVM_OP_ENTER_TRY:
+    case NVM_OP_EXIT_TRY:
+    case NVM_OP_RET:
+    case NVM_OP_HALT:
+    case NVM_OP_THROW: break;
+    case NVM_OP_PUSH: stk[h++] = TM_INT; break;
+    case NVM_OP_PUSH_F64: stk[h++] = TM_FLOAT; break;
+    case NVM_OP_PUSH_STR: stk[h++] = TM_STR; break;
+    case NVM_OP_PUSH_BOOL: stk[h++] = TM_BOOL; break;
+    case NVM_OP_PUSH_NULL: stk[h++] = TM_NULL; break;
+    case NVM_OP_POP: h--; break;
+    case NVM_OP_DUP:
+        stk[h] = b;
+        h++;
+        break;
+    case NVM_OP_SWAP:
+        stk[h - 2] = b;
+        stk[h - 1] = a;
+        break;
+    case NVM_OP_ROT: {
+        tmask t = stk[h - 3];
+        stk[h - 3] = a;
+        stk[h - 2] = b;
+        stk[h - 1] = t;
+        break;
+    }
+    case NVM_OP_PICK:
+        stk[h] = stk[h - 1 - in->a];
+        h++;
+        break;
+    case NVM_OP_ROLL: {
+        tmask t = stk[h - 1 - in->a];
+        memmove(stk + h - 1 - in->a, stk + h - in->a, in->a);
+        stk[h - 1] = t;
+        break;
+    }
+    case NVM_OP_LOAD: {
+        tmask v = sl[in->a] & TM_ANY;
+        stk[h++] = v != 0 ? v : TM_ANY;
+        break;
+    }
+    case NVM_OP_STORE: sl[in->a] = stk[--h]; break;
+    case NVM_OP_ADD:
+        h--;
+        stk[h - 1] = arith_mask(a, b, true);
+        break;
+    case NVM_OP_SUB:
+    case NVM_OP_MUL:
+    case NVM_OP_DIV:
+    case NVM_OP_MOD:
+        h--;
+        stk[h - 1] = arith_mask(a, b, false);
+        break;
+    case NVM_OP_NEG: stk[h - 1] = (b == TM_INT || b == TM_FLOAT) ? b : TM_NUM; break;
+    case NVM_OP_EQ:
+    case NVM_OP_NE:
+    case NVM_OP_LT:
+    case NVM_OP_LE:
+    case NVM_OP_GT:
+    case NVM_OP_GE:
+    case NVM_OP_AND:
+    case NVM_OP_OR:
+    case NVM_OP_STR_CONTAINS:
+    case NVM_OP_STR_STARTS_WITH:
+    case NVM_OP_STR_ENDS_WITH:
+    case NVM_OP_MAP_HAS:
+        h--;
+        stk[h - 1] = TM_BOOL;
+        break;
+    case NVM_OP_NOT: stk[h - 1] = TM_BOOL; break;
+    case NVM_OP_BITAND:
+    case NVM_OP_BITOR:
+    case NVM_OP_BITXOR:
+    case NVM_OP_SHL:
+    case NVM_OP_SHR:
+    case NVM_OP_STR_FIND:
+    case NVM_OP_STR_ORD:
+        h--;
+        stk[h - 1] = TM_INT;
+        break;
+    case NVM_OP_BITNOT:
+    case NVM_OP_ARR_LEN:
+    case NVM_OP_LEN: stk[h - 1] = TM_INT; break;
+    case NVM_OP_JZ:
+    case NVM_OP_JNZ: h--; break;
+    case NVM_OP_CALL: {
+        const nvm_func *cf = &m->funcs[in->a];
+        h -= cf->consumed;
+        if (cf->returns)
+            stk[h++] = TM_ANY;
+        break;
+    }
+    case NVM_OP_CAP_CALL: {
+        uint32_t after = (uint32_t)(fn->heights[i + 1] + (int32_t)fn->consumed);
+        h -= in->b;
+        if (after > h)
+            stk[h++] = TM_ANY;
+        break;
+    }
+    case NVM_OP_TYPEOF: stk[h - 1] = TM_STR; break;
+    case NVM_OP_CAST: stk[h - 1] = cast_mask(in->b); break;
+    case NVM_OP_NEW_ARRAY:
+        h -= in->a;
+        stk[h++] = TM_ARR;
+        break;
+    case NVM_OP_ARR_GET:
+    case NVM_OP_MAP_GET:
+        h--;
+        stk[h - 1] = TM_ANY;
+        break;
+    case NVM_OP_ARR_SET:
+        h -= 2;
+        stk[h - 1] = TM_ARR;
+        break;
+    case NVM_OP_ARR_PUSH:
+    case NVM_OP_MAKE_RANGE:
+    case NVM_OP_STR_SPLIT:
+        h--;
+        stk[h - 1] = TM_ARR;
+        break;
+    case NVM_OP_ARR_POP:
+    case NVM_OP_GET_FIELD: stk[h - 1] = TM_ANY; break;
+    case NVM_OP_NEW_OBJ: stk[h++] = TM_MAP; break;
+    case NVM_OP_SET_FIELD:
+    case NVM_OP_MAP_DEL:
+        h--;
+        stk[h - 1] = TM_MAP;
+        break;
+    case NVM_OP_MAP_SET:
+        h -= 2;
+        stk[h - 1] = TM_MAP;
+        break;
+    case NVM_OP_MAP_KEYS: stk[h - 1] = TM_ARR; break;
+    case NVM_OP_STR_REPLACE:
+    case NVM_OP_STR_SUB:
+        h -= 2;
+        stk[h - 1] = TM_STR;
+        break;
+    case NVM_OP_STR_JOIN:
+    case NVM_OP_STR_FMT_FIXED:
+        h--;
+        stk[h - 1] = TM_STR;
+        break;
+    case NVM_OP_STR_TO_UPPER:
+    case NVM_OP_STR_TO_LOWER:
+    case NVM_OP_STR_TRIM:
+    case NVM_OP_STR_CHR: stk[h - 1] = TM_STR; break;
+    case NVM_OP_MATH_POW:
+        h--;
+        stk[h - 1] = TM_FLOAT;
+        break;
+    default: /* one-operand math */ stk[h - 1] = TM_FLOAT; break;
+    }
+    *H = h;
+}
+
+static bool is_branch(uint8_t op)
+{
+    return op == NVM_OP_JMP || op == NVM_OP_JZ || op == NVM_OP_JNZ;
+}
+static bool ends_block(uint8_t op)
+{
+    return is_branch(op) || op == NVM_OP_CALL || op == NVM_OP_RET || op == NVM_OP_HALT ||
+           op == NVM_OP_THROW;
+}
+
+/* ---- the compiler's state ---- */
+enum { V_MEM, V_SLOT, V_CONST, V_REG, V_XREG };
+typedef struct vent {
+    uint8_t kind;
+    tmask m;
+    uint8_t reg;
+    uint32_t slot;
+    int64_t k; /* V_CONST payload (float bits for floats) */
+} vent;
+
+static const int gpr_pool[] = {RSI, RDI, R8, R9, R10, R11};
+#define NGPR 6
+static const int xmm_pool[] = {XMM2, XMM3, XMM4, XMM5, XMM6, XMM7};
+#define NXMM 6
+
+typedef struct jc {
+    x64_asm a;
+    const nvm_module *m;
+    uint32_t fi;
+    const nvm_func *fn;
+    uint32_t consumed, W, S;
+    vent *vs;
+    uint32_t H;
+    tmask *sl;
+    uint32_t gused, xused; /* pool bits in use */
+    uint32_t *flabel;      /* function index -> entry label */
+    tmask *tmp;            /* W + S scratch masks */
+    uint32_t ilabel0;      /* label of instruction i = ilabel0 + i */
+    uint32_t unw;          /* this function's unwind label */
+    uint32_t blk_end;      /* end (exclusive) of the block being compiled */
+    uint64_t seed, nblind;
+    bool has_try;
+} jc;
+
+/* ---- constants and blinding ---- */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Loads a program constant into r: small ones directly, others as (v ^ key) ^ key with the
+ * key in `tmp`. */
+static void ld_const(jc *c, int r, int64_t v, int tmp)
+{
+    if (v >= -128 && v <= 127) {
+        mov_ri(&c->a, r, v);
+        return;
+    }
+    uint64_t key = mix64(c->seed + ++c->nblind) | 1u;
+    mov_ri(&c->a, r, (int64_t)((uint64_t)v ^ key));
+    mov_ri(&c->a, tmp, (int64_t)key);
+    alu_rr(&c->a, ALU_XOR, r, tmp);
+}
+
+static int32_t cell(const jc *c, uint32_t q)
+{
+    return (int32_t)(16 * ((int64_t)q - (int64_t)c->consumed));
+}
+static int32_t slotd(uint32_t n)
+{
+    return (int32_t)(16 * (int64_t)n);
+}
+
+/* ---- registers ---- */
+static void mat(jc *c, uint32_t q);
+static int alloc_gpr(jc *c)
+{
+    for (;;) {
+        for (int i = 0; i < NGPR; i++)
+            if (!(c->gused & (1u << i))) {
+                c->gused |= 1u << i;
+                return gpr_pool[i];
+            }
+        for (uint32_t q = 0; q < c->H; q++)
+            if (c->vs[q].kind == V_REG) {
+                mat(c, q);
+                break;
+            }
+    }
+}
+static int alloc_xmm(jc *c)
+{
+    for (;;) {
+        for (int i = 0; i < NXMM; i++)
+            if (!(c->xused & (1u << i))) {
+                c->xused |= 1u << i;
+                return xmm_pool[i];
+            }
+        for (uint32_t q = 0; q < c->H; q++)
+            if (c->vs[q].kind == V_XREG) {
+                mat(c, q);
+                break;
+            }
+    }
+}
+static void free_reg(jc *c, const vent *e)
+{
+    if (e->kind == V_REG) {
+        for (int i = 0; i < NGPR; i++)
+            if (gpr_pool[i] == e->reg)
+                c->gused &= ~(1u << i);
+    } else if (e->kind == V_XREG) {
+        for (int i = 0; i < NXMM; i++)
+            if (xmm_pool[i] == e->reg)
+                c->xused &= ~(1u << i);
+    }
+}
+
+/* ---- moving entries ---- */
+/* Payload of e into GPR r (r is RAX, RCX or RDX, or a fresh pool register). */
+static void ld(jc *c, const vent *e, uint32_t q, int r)
+{
+    switch (e->kind) {
+    case V_MEM: mov_rm(&c->a, r, R13, cell(c, q)); break;
+    case V_SLOT: mov_rm(&c->a, r, R14, slotd(e->slot)); break;
+    case V_CONST: ld_const(c, r, e->k, r == RDX ? RAX : RDX); break;
+    case V_REG: mov_rr(&c->a, r, e->reg); break;
+    default: movq_rx(&c->a, r, e->reg); break;
+    }
+}
+/* e (a number) as a double in XMM x; ints are converted (through RAX). */
+static void ldf(jc *c, const vent *e, uint32_t q, int x)
+{
+    if (e->m == TM_INT) {
+        ld(c, e, q, RAX);
+        cvtsi2sd_xr(&c->a, x, RAX);
+        return;
+    }
+    switch (e->kind) {
+    case V_MEM: movsd_xm(&c->a, x, R13, cell(c, q)); break;
+    case V_SLOT: movsd_xm(&c->a, x, R14, slotd(e->slot)); break;
+    case V_CONST:
+        ld_const(c, RAX, e->k, RDX);
+        movq_xr(&c->a, x, RAX);
+        break;
+    case V_REG: movq_xr(&c->a, x, e->reg); break;
+    default: movapd_rr(&c->a, x, e->reg); break;
+    }
+}
+/* Writes e to the value at [base + d] (payload and, unless `tag_known`, the tag). */
+static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool tag_known)
+{
+    int t = single(e->m);
+    switch (e->kind) {
+    case V_MEM:
+        if (base == R13 && d == cell(c, q))
+            return;
+        mov_rm(&c->a, RAX, R13, cell(c, q));
+        mov_mr(&c->a, base, d, RAX);
+        if (!tag_known) {
+            mov32_rm(&c->a, RAX, R13, cell(c, q) + TAG);
+            mov32_mr(&c->a, base, d + TAG, RAX);
+        }
+        return;
+    case V_SLOT:
+        if (base == R14 && d == slotd(e->slot))
+            return;
+        mov_rm(&c->a, RAX, R14, slotd(e->slot));
+        mov_mr(&c->a, base, d, RAX);
+        if (!tag_known) {
+            if (t >= 0) {
+                mov32_mi(&c->a, base, d + TAG, (uint32_t)t);
+            } else {
+                mov32_rm(&c->a, RAX, R14, slotd(e->slot) + TAG);
+                mov32_mr(&c->a, base, d + TAG, RAX);
+            }
+        }
+        return;
+    case V_CONST:
+        if (e->k >= -128 && e->k <= 127) {
+            mov64_mi(&c->a, base, d, (int32_t)e->k);
+        } else {
+            ld_const(c, RAX, e->k, base == RDX ? RCX : RDX);
+            mov_mr(&c->a, base, d, RAX);
+        }
+        break;
+    case V_REG: mov_mr(&c->a, base, d, e->reg); break;
+    default: movsd_mx(&c->a, base, d, e->reg); break;
+    }
+    if (!tag_known)
+        mov32_mi(&c->a, base, d + TAG, (uint32_t)t);
+}
+/* Emits the write of entry q to its cell without changing the compile-time state. */
+static void emit_mat(jc *c, uint32_t q)
+{
+    const vent *e = &c->vs[q];
+    if (e->kind != V_MEM)
+        store_to(c, e, q, R13, cell(c, q), false);
+}
+static void mat(jc *c, uint32_t q)
+{
+    vent *e = &c->vs[q];
+    if (e->kind == V_MEM)
+        return;
+    emit_mat(c, q);
+    free_reg(c, e);
+    e->kind = V_MEM;
+}
+static void flush_all(jc *c)
+{
+    for (uint32_t q = 0; q < c->H; q++)
+        mat(c, q);
+}
+static void flush_below(jc *c, uint32_t top)
+{
+    for (uint32_t q = 0; q < top && q < c->H; q++)
+        mat(c, q);
+}
+static void push(jc *c, vent e)
+{
+    c->vs[c->H++] = e;
+}
+static void pop_n(jc *c, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        free_reg(c, &c->vs[--c->H]);
+}
+static vent mk(int kind, tmask m)
+{
+    vent e;
+    memset(&e, 0, sizeof e);
+    e.kind = (uint8_t)kind;
+    e.m = m;
+    return e;
+}
+
+/* tag check: jumps to `fail` unless entry q has type t (nothing when statically known) */
+static void check_tag(jc *c, uint32_t q, int t, uint32_t fail)
+{
+    const vent *e = &c->vs[q];
+    if (e->m == TM(t))
+        return;
+    if (e->kind == V_MEM)
+        alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, t);
+    else if (e->kind == V_SLOT)
+        alu32_mi(&c->a, ALU_CMP, R14, slotd(e->slot) + TAG, t);
+    else {
+        jmp(&c->a, fail); /* a constant or register of another type */
+        return;
+    }
+    jcc(&c->a, CC_NE, fail);
+}
+
+/* ---- calls to helpers ---- */
+static void helper_args_step(jc *c, uint32_t i, uint32_t top)
+{
+    mov_rr(&c->a, RDI, R12);
+    mov_ri(&c->a, RSI, i);
+    lea(&c->a, RDX, R13, cell(c, top));
+    mov_rr(&c->a, RCX, R14);
+    mov_rr(&c->a, R8, R15);
+}
+static void unwind_refund(jc *c, uint32_t i)
+{
+    uint32_t refund = c->blk_end - (i + 1);
+    if (refund > 0)
+        alu_ri(&c->a, ALU_ADD, R15, (int32_t)refund);
+    jmp(&c->a, c->unw);
+}
+/* After a helper returned eax: nonzero goes to the unwind path (refunding the block's rest). */
+static void check_helper(jc *c, uint32_t i)
+{
+    uint32_t ok = x64_label(&c->a);
+    test32_rr(&c->a, RAX, RAX);
+    if (c->blk_end == i + 1) {
+        jcc(&c->a, CC_NE, c->unw);
+        return;
+    }
+    jcc(&c->a, CC_E, ok);
+    unwind_refund(c, i);
+    x64_bind(&c->a, ok);
+}
+
+/* Cold slow path of instruction i (state: before i, operands at the top, H = height before):
+ * materializes everything, steps i in the interpreter, and resumes at `resume` with the
+ * registers of the entries below position `keep` reloaded and, when res_kind is V_REG/V_XREG,
+ * the result (at position keep) reloaded into res_reg. Returns the stub's label. */
+static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int res_reg,
+                          uint32_t resume)
+{
+    uint32_t l = x64_label(&c->a);
+    int saved = c->a.cur;
+    c->a.cur = 1;
+    x64_bind(&c->a, l);
+    for (uint32_t q = 0; q < c->H; q++)
+        emit_mat(c, q);
+    helper_args_step(c, i, c->H);
+    call_abs(&c->a, X64_FN(nvm_jit_step));
+    check_helper(c, i);
+    for (uint32_t q = 0; q < keep && q < c->H; q++) {
+        const vent *e = &c->vs[q];
+        if (e->kind == V_REG)
+            mov_rm(&c->a, e->reg, R13, cell(c, q));
+        else if (e->kind == V_XREG)
+            movsd_xm(&c->a, e->reg, R13, cell(c, q));
+    }
+    if (res_kind == V_REG)
+        mov_rm(&c->a, res_reg, R13, cell(c, keep));
+    else if (res_kind == V_XREG)
+        movsd_xm(&c->a, res_reg, R13, cell(c, keep));
+    jmp(&c->a, resume);
+    c->a.cur = saved;
+    return l;
+}
+
+/* Executes instruction i in the interpreter on the hot path (after a flush). */
+static void step_inline(jc *c, uint32_t i)
+{
+    flush_all(c);
+    helper_args_step(c, i, c->H);
+    call_abs(&c->a, X64_FN(nvm_jit_step));
+    check_helper(c, i);
+}
+
+/* ---- instruction templates ---- */
+/* condition for "x OP y" after cmp x, y (ints) */
+static int int_cc(uint8_t op)
+{
+    switch (op) {
+    case NVM_OP_EQ: return CC_E;
+    case NVM_OP_NE: return CC_NE;
+    case NVM_OP_LT: return CC_L;
+    case NVM_OP_LE: return CC_LE;
+    case NVM_OP_GT: return CC_G;
+    default: return CC_GE;
+    }
+}
+
+/* Result of a binary op into a fresh register entry at position H-2 (operands popped). */
+static void bin_result_reg(jc *c, int src_scratch, tmask t)
+{
+    pop_n(c, 2);
+    vent e = mk(V_REG, t);
+    e.reg = (uint8_t)alloc_gpr(c);
+    mov_rr(&c->a, e.reg, src_scratch);
+    push(c, e);
+}
+static void bin_result_xreg(jc *c, int src_x)
+{
+    pop_n(c, 2);
+    vent e = mk(V_XREG, TM_FLOAT);
+    e.reg = (uint8_t)alloc_xmm(c);
+    movapd_rr(&c->a, e.reg, src_x);
+    push(c, e);
+}
+
+/* x OP y for statically known ints; RAX = result. Slow path only for faults. */
+static void int_arith(jc *c, uint32_t i, uint8_t op)
+{
+    uint32_t qx = c->H - 2, qy = c->H - 1;
+    vent *x = &c->vs[qx], *y = &c->vs[qy];
+    uint32_t after = x64_label(&c->a);
+    if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
+        ld(c, y, qy, RCX);
+        ld(c, x, qx, RAX);
+        uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
+        test_rr(&c->a, RCX, RCX);
+        jcc(&c->a, CC_E, stub);
+        alu_ri(&c->a, ALU_CMP, RCX, -1);
+        jcc(&c->a, CC_E, stub);
+        cqo(&c->a);
+        unary_r(&c->a, 7, RCX);
+        if (op == NVM_OP_MOD)
+            mov_rr(&c->a, RAX, RDX);
+    } else {
+        ld(c, x, qx, RAX);
+        uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
+        bool imm = y->kind == V_CONST && y->k >= -128 && y->k <= 127;
+        if (op == NVM_OP_MUL) {
+            if (y->kind == V_MEM)
+                imul_rm(&c->a, RAX, R13, cell(c, qy));
+            else if (y->kind == V_SLOT)
+                imul_rm(&c->a, RAX, R14, slotd(y->slot));
+            else {
+                ld(c, y, qy, RCX);
+                imul_rr(&c->a, RAX, RCX);
+            }
+        } else {
+            int alu = op == NVM_OP_ADD ? ALU_ADD : ALU_SUB;
+            if (imm)
+                alu_ri(&c->a, alu, RAX, (int32_t)y->k);
+            else if (y->kind == V_MEM)
+                alu_rm(&c->a, alu, RAX, R13, cell(c, qy));
+            else if (y->kind == V_SLOT)
+                alu_rm(&c->a, alu, RAX, R14, slotd(y->slot));
+            else {
+                ld(c, y, qy, RCX);
+                alu_rr(&c->a, alu, RAX, RCX);
+            }
+        }
+        jcc(&c->a, CC_O, stub);
+    }
+    /* The stub continues at `after` with the result in its cell: load it into RAX there. */
+    uint32_t done = x64_label(&c->a);
+    jmp(&c->a, done);
+    x64_bind(&c->a, after);
+    mov_rm(&c->a, RAX, R13, cell(c, qx));
+    x64_bind(&c->a, done);
+    bin_result_reg(c, RAX, TM_INT);
+}
+
+static void float_arith(jc *c, uint32_t i, uint8_t op)
+{
+    uint32_t qx = c->H - 2, qy = c->H - 1;
+    vent *x = &c->vs[qx], *y = &c->vs[qy];
+    ldf(c, x, qx, XMM0);
+    uint8_t sop = op == NVM_OP_ADD   ? SD_ADD
+                  : op == NVM_OP_SUB ? SD_SUB
+                  : op == NVM_OP_MUL ? SD_MUL
+                                     : SD_DIV;
+    if (y->m == TM_FLOAT && y->kind == V_MEM && op != NVM_OP_DIV)
+        sd_rm(&c->a, sop, XMM0, R13, cell(c, qy));
+    else if (y->m == TM_FLOAT && y->kind == V_SLOT && op != NVM_OP_DIV)
+        sd_rm(&c->a, sop, XMM0, R14, slotd(y->slot));
+    else {
+        ldf(c, y, qy, XMM1);
+        if (op == NVM_OP_DIV) {
+            uint32_t after = x64_label(&c->a);
+            uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
+            movq_rx(&c->a, RAX, XMM1);
+            alu_rr(&c->a, ALU_ADD, RAX, RAX); /* drops the sign: zero for +0.0 and -0.0 */
+            jcc(&c->a, CC_E, stub);
+            sd_rr(&c->a, sop, XMM0, XMM1);
+            uint32_t done = x64_label(&c->a);
+            jmp(&c->a, done);
+            x64_bind(&c->a, after);
+            movsd_xm(&c->a, XMM0, R13, cell(c, qx));
+            x64_bind(&c->a, done);
+            bin_result_xreg(c, XMM0);
+            return;
+        }
+        sd_rr(&c->a, sop, XMM0, XMM1);
+    }
+    bin_result_xreg(c, XMM0);
+}
+
+/* Arithmetic on operands of unknown type: int fast path, float fast path, else a step. The
+ * result is left in its cell. */
+static void guarded_arith(jc *c, uint32_t i, uint8_t op, tmask res)
+{
+    uint32_t qx = c->H - 2, qy = c->H - 1;
+    vent *x = &c->vs[qx], *y = &c->vs[qy];
+    uint32_t done = x64_label(&c->a);
+    uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, done);
+    bool can_int = (x->m & TM_INT) && (y->m & TM_INT) && op != NVM_OP_DIV && op != NVM_OP_MOD;
+    bool can_flt = (x->m & TM_FLOAT) && (y->m & TM_FLOAT) && op != NVM_OP_MOD;
+    uint32_t not_int = x64_label(&c->a);
+    if (can_int) {
+        check_tag(c, qx, NVM_T_INT, not_int);
+        check_tag(c, qy, NVM_T_INT, not_int);
+        ld(c, x, qx, RAX);
+        ld(c, y, qy, RCX);
+        if (op == NVM_OP_MUL)
+            imul_rr(&c->a, RAX, RCX);
+        else
+            alu_rr(&c->a, op == NVM_OP_ADD ? ALU_ADD : ALU_SUB, RAX, RCX);
+        jcc(&c->a, CC_O, stub);
+        mov_mr(&c->a, R13, cell(c, qx), RAX);
+        mov32_mi(&c->a, R13, cell(c, qx) + TAG, NVM_T_INT);
+        jmp(&c->a, done);
+    }
+    x64_bind(&c->a, not_int);
+    if (can_flt) {
+        check_tag(c, qx, NVM_T_FLOAT, stub);
+        check_tag(c, qy, NVM_T_FLOAT, stub);
+        ldf(c, x, qx, XMM0);
+        ldf(c, y, qy, XMM1);
+        uint8_t sop = op == NVM_OP_ADD   ? SD_ADD
+                      : op == NVM_OP_SUB ? SD_SUB
+                      : op == NVM_OP_MUL ? SD_MUL
+                                         : SD_DIV;
+        if (op == NVM_OP_DIV) {
+            movq_rx(&c->a, RAX, XMM1);
+            alu_rr(&c->a, ALU_ADD, RAX, RAX);
+            jcc(&c->a, CC_E, stub);
+        }
+        sd_rr(&c->a, sop, XMM0, XMM1);
+        movsd_mx(&c->a, R13, cell(c, qx), XMM0);
+        mov32_mi(&c->a, R13, cell(c, qx) + TAG, NVM_T_FLOAT);
+        jmp(&c->a, done);
+    } else {
+        jmp(&c->a, stub);
+    }
+    x64_bind(&c->a, done);
+    pop_n(c, 2);
+    push(c, mk(V_MEM, res));
+}
+
+/* Comparison producing EAX = 0/1 (or flags for a fused branch when `fused_cc` is non-NULL).
+ * Returns true when the result is in flags with condition *cc, false when in EAX. */
+static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
+{
+    uint32_t qx = c->H - 2, qy = c->H - 1;
+    vent *x = &c->vs[qx], *y = &c->vs[qy];
+    if (x->m == TM_INT && y->m == TM_INT) {
+        ld(c, x, qx, RAX);
+        if (y->kind == V_CONST && y->k >= -128 && y->k <= 127)
+            alu_ri(&c->a, ALU_CMP, RAX, (int32_t)y->k);
+        else if (y->kind == V_MEM)
+            alu_rm(&c->a, ALU_CMP, RAX, R13, cell(c, qy));
+        else if (y->kind == V_SLOT)
+            alu_rm(&c->a, ALU_CMP, RAX, R14, slotd(y->slot));
+        else {
+            ld(c, y, qy, RCX);
+            alu_rr(&c->a, ALU_CMP, RAX, RCX);
+        }
+        *cc = int_cc(op);
+        return true;
+    }
+    if (x->m == TM_BOOL && y->m == TM_BOOL && (op == NVM_OP_EQ || op == NVM_OP_NE)) {
+        ld(c, x, qx, RAX);
+        ld(c, y, qy, RCX);
+        alu_rr(&c->a, ALU_CMP, RAX, RCX);
+        *cc = int_cc(op);
+        return true;
+    }
+    bool nums = (x->m | y->m) == ((x->m | y->m) & TM_NUM) && (x->m == TM_FLOAT || y->m == TM_FLOAT);
+    if (nums && single(x->m) >= 0 && single(y->m) >= 0 && op != NVM_OP_EQ && op != NVM_OP_NE) {
+        ldf(c, x, qx, XMM0);
+        ldf(c, y, qy, XMM1);
+        /* NaN compares false: ucomisd sets CF/ZF/PF on unordered, so use above/above-equal */
+        if (op == NVM_OP_LT || op == NVM_OP_LE)
+            ucomisd_rr(&c->a, XMM1, XMM0);
+        else
+            ucomisd_rr(&c->a, XMM0, XMM1);
+        *cc = (op == NVM_OP_LT || op == NVM_OP_GT) ? CC_A : CC_AE;
+        return true;
+    }
+    /* unknown types: int fast path, else the interpreter; the bool lands in EAX */
+    uint32_t done = x64_label(&c->a);
+    uint32_t slow = x64_label(&c->a);
+    {
+        int saved = c->a.cur;
+        c->a.cur = 1;
+        x64_bind(&c->a, slow);
+        for (uint32_t q = 0; q < c->H; q++)
+            emit_mat(c, q);
+        helper_args_step(c, i, c->H);
+        call_abs(&c->a, X64_FN(nvm_jit_step));
+        check_helper(c, i);
+        for (uint32_t q = 0; q < qx; q++) {
+            const vent *e = &c->vs[q];
+            if (e->kind == V_REG)
+                mov_rm(&c->a, e->reg, R13, cell(c, q));
+            else if (e->kind == V_XREG)
+                movsd_xm(&c->a, e->reg, R13, cell(c, q));
+        }
+        mov32_rm(&c->a, RAX, R13, cell(c, qx));
+        jmp(&c->a, done);
+        c->a.cur = saved;
+    }
+    if ((x->m & TM_INT) && (y->m & TM_INT)) {
+        check_tag(c, qx, NVM_T_INT, slow);
+        check_tag(c, qy, NVM_T_INT, slow);
+        ld(c, x, qx, RCX);
+        ld(c, y, qy, RDX);
+        alu_rr(&c->a, ALU_CMP, RCX, RDX);
+        setcc(&c->a, int_cc(op), RAX);
+    } else {
+        jmp(&c->a, slow);
+    }
+    x64_bind(&c->a, done);
+    return false;
+}
+
+/* JZ/JNZ on the top entry (already the only entry left unflushed). */
+static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
+{
+    uint32_t q = c->H - 1;
+    vent *e = &c->vs[q];
+    (void)i;
+    if (e->m == TM_BOOL || e->m == TM_INT) {
+        bool w = e->m == TM_INT; /* a bool's payload is its 32-bit `b` */
+        if (e->kind == V_MEM) {
+            if (w)
+                alu64_mi(&c->a, ALU_CMP, R13, cell(c, q), 0);
+            else
+                alu32_mi(&c->a, ALU_CMP, R13, cell(c, q), 0);
+        } else if (e->kind == V_SLOT) {
+            if (w)
+                alu64_mi(&c->a, ALU_CMP, R14, slotd(e->slot), 0);
+            else
+                alu32_mi(&c->a, ALU_CMP, R14, slotd(e->slot), 0);
+        } else {
+            ld(c, e, q, RAX);
+            if (w)
+                test_rr(&c->a, RAX, RAX);
+            else
+                test32_rr(&c->a, RAX, RAX);
+        }
+        jcc(&c->a, jump_if_true ? CC_NE : CC_E, target);
+        pop_n(c, 1);
+        return;
+    }
+    /* unknown: bools inline, anything else through nvm_jit_truthy */
+    mat(c, q);
+    uint32_t slow = x64_label(&c->a), test = x64_label(&c->a);
+    alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, NVM_T_BOOL);
+    jcc(&c->a, CC_NE, slow);
+    mov32_rm(&c->a, RAX, R13, cell(c, q));
+    x64_bind(&c->a, test);
+    test32_rr(&c->a, RAX, RAX);
+    jcc(&c->a, jump_if_true ? CC_NE : CC_E, target);
+    {
+        int saved = c->a.cur;
+        uint32_t back = x64_label(&c->a);
+        c->a.cur = 1;
+        x64_bind(&c->a, slow);
+        mov_rr(&c->a, RDI, R12);
+        lea(&c->a, RSI, R13, cell(c, q));
+        call_abs(&c->a, X64_FN(nvm_jit_truthy));
+        jmp(&c->a, test);
+        c->a.cur = saved;
+        (void)back;
+    }
+    pop_n(c, 1);
+}
+
+/* ---- whole functions ---- */
+typedef struct fninfo {
+    uint32_t *blk_of; /* instruction -> block index, UINT32_MAX when unreachable */
+    uint32_t *bstart; /* block -> first instruction */
+    uint32_t *bend;   /* block -> end (exclusive) */
+    uint32_t nblk;
+    tmask *state; /* block -> W + S masks at its entry (stack positions, then slots) */
+    bool *seen;   /* block -> state valid */
+} fninfo;
+
+static void fninfo_free(fninfo *f)
+{
+    free(f->blk_of);
+    free(f->bstart);
+    free(f->bend);
+    free(f->state);
+    free(f->seen);
+}
+
+/* Blocks and the type analysis. false: the function is over the bounds (or out of memory). */
+static bool analyse(const nvm_module *m, const nvm_func *fn, fninfo *f)
+{
+    uint32_t n = fn->ninsn, W = fn->max_height + 1, S = fn->nslots;
+    memset(f, 0, sizeof *f);
+    bool *lead = calloc(n + 1, 1);
+    f->blk_of = malloc(sizeof(uint32_t) * (n + 1));
+    if (lead == NULL || f->blk_of == NULL)
+        goto fail;
+    lead[0] = true;
+    for (uint32_t i = 0; i < n; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if (is_branch(in->op) || in->op == NVM_OP_ENTER_TRY)
+            lead[in->a] = true;
+        if (ends_block(in->op) && i + 1 < n)
+            lead[i + 1] = true;
+    }
+    uint32_t nb = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (lead[i] && fn->heights[i] != INT32_MIN)
+            nb++;
+    if ((uint64_t)nb * (W + S) > NVM_JIT_MAX_STATE)
+        goto fail;
+    f->bstart = malloc(sizeof(uint32_t) * (nb + 1));
+    f->bend = malloc(sizeof(uint32_t) * (nb + 1));
+    f->state = calloc((size_t)nb * (W + S) + 1, 1);
+    f->seen = calloc(nb + 1, 1);
+    if (f->bstart == NULL || f->bend == NULL || f->state == NULL || f->seen == NULL)
+        goto fail;
+    uint32_t b = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fn->heights[i] == INT32_MIN) {
+            f->blk_of[i] = UINT32_MAX;
+            continue;
+        }
+        if (lead[i] || b == UINT32_MAX || ends_block(fn->code[i - 1].op)) {
+            b = f->nblk++;
+            f->bstart[b] = i;
+        }
+        f->blk_of[i] = b;
+        f->bend[b] = i + 1;
+    }
+    free(lead);
+    lead = NULL;
+    /* fixed point: the join of the states flowing into each block (masks only grow) */
+    tmask *cur = malloc(W + S + 1);
+    uint32_t *work = malloc(sizeof(uint32_t) * (f->nblk + 1));
+    bool *queued = calloc(f->nblk + 1, 1);
+    if (cur == NULL || work == NULL || queued == NULL) {
+        free(cur);
+        free(work);
+        free(queued);
+        goto fail;
+    }
+    uint32_t nw = 0;
+    if (f->nblk > 0) {
+        tmask *s0 = f->state;
+        for (uint32_t q = 0; q < fn->consumed; q++)
+            s0[q] = TM_ANY;
+        memset(s0 + W, TM_UNDEF, S);
+        f->seen[0] = true;
+        work[nw++] = 0;
+        queued[0] = true;
+    }
+    while (nw > 0) {
+        uint32_t bi = work[--nw];
+        queued[bi] = false;
+        memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
+        uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
+        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
+            const nvm_insn *in = &fn->code[i];
+            uint32_t succ[2];
+            int ns = 0;
+            bool handler = false;
+            if (in->op == NVM_OP_ENTER_TRY) {
+                succ[ns++] = in->a;
+                handler = true;
+            }
+            xfer(m, fn, i, cur, &H, cur + W);
+            /* the type model's stack effect must agree with the verifier's heights */
+            if (!ends_block(in->op) || in->op == NVM_OP_JZ || in->op == NVM_OP_JNZ ||
+                in->op == NVM_OP_CALL) {
+                if (i + 1 >= n || fn->heights[i + 1] == INT32_MIN ||
+                    (int64_t)H != (int64_t)fn->heights[i + 1] + fn->consumed || H > W) {
+                    if (!(i + 1 < n && fn->heights[i + 1] == INT32_MIN)) {
+                        free(cur);
+                        free(work);
+                        free(queued);
+                        goto fail;
+                    }
+                }
+            }
+            if (is_branch(in->op))
+                succ[ns++] = in->a;
+            for (int k = 0; k < ns; k++) {
+                uint32_t tb = f->blk_of[succ[k]];
+                if (tb == UINT32_MAX)
+                    continue;
+                tmask *ts = f->state + (size_t)tb * (W + S);
+                bool changed = !f->seen[tb];
+                if (handler && k == 0) {
+                    for (uint32_t q = 0; q < W; q++)
+                        changed |= ts[q] != TM_ANY, ts[q] = TM_ANY;
+                    for (uint32_t q = 0; q < S; q++)
+                        changed |= ts[W + q] != (TM_ANY | TM_UNDEF),
+                            ts[W + q] = (tmask)(TM_ANY | TM_UNDEF);
+                } else {
+                    for (uint32_t q = 0; q < W + S; q++) {
+                        tmask nm = (tmask)(ts[q] | cur[q]);
+                        changed |= nm != ts[q];
+                        ts[q] = nm;
+                    }
+                }
+                f->seen[tb] = true;
+                if (changed && !queued[tb]) {
+                    queued[tb] = true;
+                    work[nw++] = tb;
+                }
+            }
+            if (i + 1 == f->bend[bi] && i + 1 < n && in->op != NVM_OP_JMP && in->op != NVM_OP_RET &&
+                in->op != NVM_OP_HALT && in->op != NVM_OP_THROW) {
+                uint32_t tb = f->blk_of[i + 1];
+                if (tb != UINT32_MAX) {
+                    tmask *ts = f->state + (size_t)tb * (W + S);
+                    bool changed = !f->seen[tb];
+                    for (uint32_t q = 0; q < W + S; q++) {
+                        tmask nm = (tmask)(ts[q] | cur[q]);
+                        changed |= nm != ts[q];
+                        ts[q] = nm;
+                    }
+                    f->seen[tb] = true;
+                    if (changed && !queued[tb]) {
+                        queued[tb] = true;
+                        work[nw++] = tb;
+                    }
+                }
+            }
+        }
+    }
+    free(cur);
+    free(work);
+    free(queued);
+    return true;
+fail:
+    free(lead);
+    fninfo_free(f);
+    return false;
+}
+
+/* Native entry of a function left to the interpreter. */
+static void emit_interp_entry(jc *c)
+{
+    alu_ri(&c->a, ALU_SUB, RSP, 8);
+    mov_mr(&c->a, R12, VOFF(jit_gas), R15);
+    mov_rr(&c->a, RDI, R12);
+    mov_rr(&c->a, RSI, R13);
+    mov_rr(&c->a, RDX, R14);
+    call_abs(&c->a, X64_FN(nvm_jit_interp_call));
+    mov_rm(&c->a, R15, R12, VOFF(jit_gas));
+    alu_ri(&c->a, ALU_ADD, RSP, 8);
+    ret(&c->a);
+}
+
+static void emit_epilogue(jc *c, int code)
+{
+    alu_ri(&c->a, ALU_ADD, RSP, 8);
+    if (code == 0)
+        x64_op_rr(&c->a, 0, 0x31, RAX, RAX); /* xor eax, eax */
+    else
+        mov_ri(&c->a, RAX, code);
+    ret(&c->a);
+}
+
+/* Gas check at the entry of block [s, e). */
+static void emit_gas(jc *c, uint32_t s, uint32_t e)
+{
+    uint32_t L = e - s;
+    uint32_t again = x64_label(&c->a), stub = x64_label(&c->a);
+    x64_bind(&c->a, again);
+    alu_ri(&c->a, ALU_SUB, R15, (int32_t)L);
+    jcc(&c->a, CC_S, stub);
+    int saved = c->a.cur;
+    c->a.cur = 1;
+    x64_bind(&c->a, stub);
+    alu_ri(&c->a, ALU_ADD, R15, (int32_t)L);
+    mov_mr(&c->a, R12, VOFF(jit_gas), R15);
+    mov_rr(&c->a, RDI, R12);
+    mov_ri(&c->a, RSI, L);
+    mov_ri(&c->a, RDX, s);
+    lea(&c->a, RCX, R13, cell(c, c->H));
+    call_abs(&c->a, X64_FN(nvm_jit_gas));
+    mov_rm(&c->a, R15, R12, VOFF(jit_gas));
+    test32_rr(&c->a, RAX, RAX);
+    jcc(&c->a, CC_E, again);
+    alu_ri(&c->a, ALU_CMP, RAX, NVM_JIT_DEOPT);
+    jcc(&c->a, CC_NE, c->unw);
+    /* the rest of this frame runs in the interpreter */
+    mov_rr(&c->a, RDI, R12);
+    mov_ri(&c->a, RSI, s);
+    lea(&c->a, RDX, R13, cell(c, c->H));
+    mov_rr(&c->a, RCX, R14);
+    call_abs(&c->a, X64_FN(nvm_jit_deopt));
+    mov_rm(&c->a, R15, R12, VOFF(jit_gas));
+    alu_ri(&c->a, ALU_ADD, RSP, 8);
+    ret(&c->a);
+    c->a.cur = saved;
+}
+
+/* Loads the map/array object of entry q (handle in its payload) into RCX. */
+static void obj_of(jc *c, uint32_t q)
+{
+    ld(c, &c->vs[q], q, RAX);
+    mov_rm(&c->a, RCX, R12, VOFF(heap.objs));
+    /* mov rcx, [rcx + rax*8] (handle is 32-bit, zero-extended by the 32-bit move below) */
+    x64_op_rr(&c->a, 0, 0x89, RAX, RAX); /* mov eax, eax */
+    x64_rex(&c->a, 1, RCX, RAX, false);
+    x64_byte(&c->a, 0x8B);
+    x64_byte(&c->a, (uint8_t)(0x04 | ((RCX & 7) << 3)));
+    x64_byte(&c->a, (uint8_t)(0xC0 | ((RAX & 7) << 3) | (RCX & 7)));
+}
+
+/* RDX = &pfuncs[fi].code[i] (the VM's prepared copy of instruction i) */
+static void pinsn(jc *c, int r, uint32_t i)
+{
+    mov_rm(&c->a, r, R12, VOFF(pfuncs));
+    mov_rm(&c->a, r, r, (int32_t)(c->fi * sizeof(nvm_pfunc) + offsetof(nvm_pfunc, code)));
+    if (i != 0)
+        alu_ri(&c->a, ALU_ADD, r, (int32_t)(i * sizeof(nvm_insn)));
+}
+
+/* Compiles one function; false on a bound (the function then runs interpreted). */
+static bool compile_fn(jc *c, const fninfo *f)
+{
+    const nvm_func *fn = c->fn;
+    uint32_t W = c->W, S = c->S;
+    c->has_try = false;
+    for (uint32_t i = 0; i < fn->ninsn; i++)
+        c->has_try |= fn->code[i].op == NVM_OP_ENTER_TRY;
+    c->unw = x64_label(&c->a);
+    c->ilabel0 = c->a.nlabels;
+    for (uint32_t i = 0; i < fn->ninsn; i++)
+        (void)x64_label(&c->a);
+    /* prologue */
+    alu_ri(&c->a, ALU_SUB, RSP, 8);
+    if (c->has_try) {
+        mov32_rm(&c->a, RAX, R12, VOFF(depth));
+        alu_ri(&c->a, ALU_SUB, RAX, 1);
+        mov_mr(&c->a, RSP, 0, RAX);
+    }
+    for (uint32_t s = 0; s < S; s++)
+        mov32_mi(&c->a, R14, slotd(s) + TAG, NVM_T_UNDEF);
+
+    for (uint32_t bi = 0; bi < f->nblk; bi++) {
+        uint32_t s = f->bstart[bi], e = f->bend[bi];
+        c->blk_end = e;
+        /* block entry: everything in memory, masks from the analysis */
+        const tmask *st = f->state + (size_t)bi * (W + S);
+        c->H = (uint32_t)(fn->heights[s] + (int32_t)c->consumed);
+        c->gused = c->xused = 0;
+        for (uint32_t q = 0; q < c->H; q++)
+            c->vs[q] = mk(V_MEM, f->seen[bi] ? st[q] : TM_ANY);
+        memcpy(c->sl, st + W, S);
+        x64_bind(&c->a, c->ilabel0 + s);
+        emit_gas(c, s, e);
+        for (uint32_t i = s; i < e; i++) {
+            const nvm_insn *in = &fn->code[i];
+            if (i != s)
+                x64_bind(&c->a, c->ilabel0 + i);
+            uint32_t H = c->H;
+            switch (in->op) {
+            case NVM_OP_NOP: break;
+            case NVM_OP_PUSH: {
+                vent v = mk(V_CONST, TM_INT);
+                v.k = in->k.i;
+                push(c, v);
+                break;
+            }
+            case NVM_OP_PUSH_F64: {
+                vent v = mk(V_CONST, TM_FLOAT);
+                memcpy(&v.k, &in->k.f, 8);
+                push(c, v);
+                break;
+            }
+            case NVM_OP_PUSH_BOOL: {
+                vent v = mk(V_CONST, TM_BOOL);
+                v.k = in->b != 0;
+                push(c, v);
+                break;
+            }
+            case NVM_OP_PUSH_NULL: push(c, mk(V_CONST, TM_NULL)); break;
+            case NVM_OP_PUSH_STR:
+                mov_rm(&c->a, RAX, R12, VOFF(consts));
+                mov_rm(&c->a, RCX, RAX, (int32_t)(16 * in->a));
+                mov_mr(&c->a, R13, cell(c, H), RCX);
+                mov32_mi(&c->a, R13, cell(c, H) + TAG, NVM_T_STR);
+                push(c, mk(V_MEM, TM_STR));
+                break;
+            case NVM_OP_POP: pop_n(c, 1); break;
+            case NVM_OP_DUP:
+            case NVM_OP_PICK: {
+                uint32_t src = H - 1 - (in->op == NVM_OP_PICK ? in->a : 0);
+                vent v = c->vs[src];
+                if (v.kind == V_REG) {
+                    v.reg = (uint8_t)alloc_gpr(c);
+                    mov_rr(&c->a, v.reg, c->vs[src].reg);
+                } else if (v.kind == V_XREG) {
+                    v.reg = (uint8_t)alloc_xmm(c);
+                    movapd_rr(&c->a, v.reg, c->vs[src].reg);
+                } else if (v.kind == V_MEM) {
+                    store_to(c, &c->vs[src], src, R13, cell(c, H), false);
+                }
+                push(c, v);
+                break;
+            }
+            case NVM_OP_SWAP:
+            case NVM_OP_ROT:
+            case NVM_OP_ROLL: {
+                uint32_t n = in->op == NVM_OP_SWAP ? 1 : in->op == NVM_OP_ROT ? 2 : in->a;
+                uint32_t lo = H - 1 - n;
+                bool mem = false;
+                for (uint32_t q = lo; q < H; q++)
+                    mem |= c->vs[q].kind == V_MEM;
+                if (!mem) { /* permute descriptors */
+                    vent t = c->vs[lo];
+                    memmove(&c->vs[lo], &c->vs[lo + 1], sizeof(vent) * n);
+                    c->vs[H - 1] = t;
+                    break;
+                }
+                for (uint32_t q = lo; q < H; q++)
+                    mat(c, q);
+                /* rotate cells lo..H-1 left by one through RDX:ECX (the saved bottom) */
+                mov_rm(&c->a, RDX, R13, cell(c, lo));
+                mov32_rm(&c->a, RCX, R13, cell(c, lo) + TAG);
+                for (uint32_t q = lo; q + 1 < H; q++) {
+                    mov_rm(&c->a, RAX, R13, cell(c, q + 1));
+                    mov_mr(&c->a, R13, cell(c, q), RAX);
+                    mov32_rm(&c->a, RAX, R13, cell(c, q + 1) + TAG);
+                    mov32_mr(&c->a, R13, cell(c, q) + TAG, RAX);
+                }
+                mov_mr(&c->a, R13, cell(c, H - 1), RDX);
+                mov32_mr(&c->a, R13, cell(c, H - 1) + TAG, RCX);
+                tmask t = c->vs[lo].m;
+                for (uint32_t q = lo; q + 1 < H; q++)
+                    c->vs[q].m = c->vs[q + 1].m;
+                c->vs[H - 1].m = t;
+                break;
+            }
+            case NVM_OP_LOAD: {
+                tmask sm = c->sl[in->a];
+                if (sm & TM_UNDEF) {
+                    uint32_t after = x64_label(&c->a);
+                    uint32_t stub = slow_stub(c, i, H, V_MEM, 0, after);
+                    alu32_mi(&c->a, ALU_CMP, R14, slotd(in->a) + TAG, NVM_T_UNDEF);
+                    jcc(&c->a, CC_E, stub);
+                    x64_bind(&c->a, after);
+                    /* after a (never-taken) stub return the value is in its cell; keep the
+                     * slot view, which holds the same value */
+                }
+                vent v = mk(V_SLOT, (tmask)(sm & TM_ANY) ? (tmask)(sm & TM_ANY) : TM_ANY);
+                v.slot = in->a;
+                push(c, v);
+                break;
+            }
+            case NVM_OP_STORE: {
+                uint32_t n = in->a;
+                for (uint32_t q = 0; q + 1 < H; q++)
+                    if (c->vs[q].kind == V_SLOT && c->vs[q].slot == n)
+                        mat(c, q);
+                vent *v = &c->vs[H - 1];
+                int t = single(v->m);
+                bool known = t >= 0 && c->sl[n] == v->m;
+                if (!(v->kind == V_SLOT && v->slot == n))
+                    store_to(c, v, H - 1, R14, slotd(n), known);
+                c->sl[n] = v->m;
+                pop_n(c, 1);
+                break;
+            }
+            case NVM_OP_ADD:
+            case NVM_OP_SUB:
+            case NVM_OP_MUL:
+            case NVM_OP_DIV:
+            case NVM_OP_MOD: {
+                tmask xm = c->vs[H - 2].m, ym = c->vs[H - 1].m;
+                if (xm == TM_INT && ym == TM_INT) {
+                    int_arith(c, i, in->op);
+                } else if (in->op != NVM_OP_MOD && single(xm) >= 0 && single(ym) >= 0 &&
+                           ((xm | ym) & ~TM_NUM) == 0) {
+                    float_arith(c, i, in->op);
+                } else {
+                    guarded_arith(c, i, in->op, arith_mask(xm, ym, in->op == NVM_OP_ADD));
+                }
+                break;
+            }
+            case NVM_OP_NEG: {
+                vent *x = &c->vs[H - 1];
+                if (x->m == TM_INT) {
+                    uint32_t after = x64_label(&c->a), done = x64_label(&c->a);
+                    ld(c, x, H - 1, RAX);
+                    uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, after);
+                    unary_r(&c->a, 3, RAX);
+                    jcc(&c->a, CC_O, stub);
+                    jmp(&c->a, done);
+                    x64_bind(&c->a, after);
+                    mov_rm(&c->a, RAX, R13, cell(c, H - 1));
+                    x64_bind(&c->a, done);
+                    pop_n(c, 1);
+                    vent r = mk(V_REG, TM_INT);
+                    r.reg = (uint8_t)alloc_gpr(c);
+                    mov_rr(&c->a, r.reg, RAX);
+                    push(c, r);
+                } else if (x->m == TM_FLOAT) {
+                    ld(c, x, H - 1, RAX);
+                    mov_ri(&c->a, RCX, INT64_MIN);
+                    alu_rr(&c->a, ALU_XOR, RAX, RCX);
+                    pop_n(c, 1);
+                    vent r = mk(V_XREG, TM_FLOAT);
+                    r.reg = (uint8_t)alloc_xmm(c);
+                    movq_xr(&c->a, r.reg, RAX);
+                    push(c, r);
+                } else {
+                    step_inline(c, i);
+                    pop_n(c, 1);
+                    push(c, mk(V_MEM, TM_NUM));
+                }
+                break;
+            }
+            case NVM_OP_EQ:
+            case NVM_OP_NE:
+            case NVM_OP_LT:
+            case NVM_OP_LE:
+            case NVM_OP_GT:
+            case NVM_OP_GE: {
+                const nvm_insn *nx = i + 1 < e ? &fn->code[i + 1] : NULL;
+                bool fuse = nx != NULL && (nx->op == NVM_OP_JZ || nx->op == NVM_OP_JNZ);
+                if (fuse)
+                    flush_below(c, H - 2);
+                int cc = 0;
+                bool flags = compare(c, i, in->op, &cc);
+                if (fuse) {
+                    /* charge of the JZ/JNZ is in this block; the branch ends it */
+                    pop_n(c, 2);
+                    uint32_t target = c->ilabel0 + nx->a;
+                    if (flags) {
+                        jcc(&c->a, nx->op == NVM_OP_JNZ ? cc : (cc ^ 1), target);
+                    } else {
+                        test32_rr(&c->a, RAX, RAX);
+                        jcc(&c->a, nx->op == NVM_OP_JNZ ? CC_NE : CC_E, target);
+                    }
+                    x64_bind(&c->a, c->ilabel0 + i + 1);
+                    i++;
+                    break;
+                }
+                if (flags)
+                    setcc(&c->a, cc, RAX);
+                pop_n(c, 2);
+                vent r = mk(V_REG, TM_BOOL);
+                r.reg = (uint8_t)alloc_gpr(c);
+                mov_rr(&c->a, r.reg, RAX);
+                push(c, r);
+                break;
+            }
+            case NVM_OP_NOT:
+                if (c->vs[H - 1].m == TM_BOOL) {
+                    ld(c, &c->vs[H - 1], H - 1, RAX);
+                    alu_ri(&c->a, ALU_XOR, RAX, 1);
+                    pop_n(c, 1);
+                    vent r = mk(V_REG, TM_BOOL);
+                    r.reg = (uint8_t)alloc_gpr(c);
+                    mov_rr(&c->a, r.reg, RAX);
+                    push(c, r);
+                } else {
+                    step_inline(c, i);
+                    pop_n(c, 1);
+                    push(c, mk(V_MEM, TM_BOOL));
+                }
+                break;
+            case NVM_OP_JMP:
+                flush_all(c);
+                jmp(&c->a, c->ilabel0 + in->a);
+                break;
+            case NVM_OP_JZ:
+            case NVM_OP_JNZ:
+                flush_below(c, H - 1);
+                branch_on_top(c, i, in->op == NVM_OP_JNZ, c->ilabel0 + in->a);
+                break;
+            case NVM_OP_CALL: {
+                const nvm_func *cf = &c->m->funcs[in->a];
+                flush_all(c);
+                uint32_t h = H; /* top position: the callee's entry */
+                uint32_t top = x64_label(&c->a), slow = x64_label(&c->a);
+                uint32_t need = cf->max_height - cf->consumed + 1; /* as prep.c */
+                x64_bind(&c->a, top);
+                mov32_rm(&c->a, RAX, R12, VOFF(depth));
+                shift_ri(&c->a, 4, RAX, 4);                     /* * sizeof(nvm_frame) */
+                alu_rm(&c->a, ALU_ADD, RAX, R12, VOFF(frames)); /* &frames[depth] */
+                alu_rm(&c->a, ALU_CMP, RAX, R12, VOFF(frames_end));
+                jcc(&c->a, CC_AE, slow);
+                lea(&c->a, RDX, R13, cell(c, h) + (int32_t)(16 * need));
+                alu_rm(&c->a, ALU_CMP, RDX, R12, VOFF(stack_end));
+                jcc(&c->a, CC_A, slow);
+                lea(&c->a, RDX, R14, slotd(S + cf->nslots));
+                alu_rm(&c->a, ALU_CMP, RDX, R12, VOFF(slots_end));
+                jcc(&c->a, CC_A, slow);
+                /* caller's resume point, callee's record, depth + 1 */
+                pinsn(c, RDX, i + 1);
+                mov_mr(&c->a, RAX, (int32_t)offsetof(nvm_frame, ip) - 16, RDX);
+                mov_rm(&c->a, RDX, R12, VOFF(pfuncs));
+                alu_ri(&c->a, ALU_ADD, RDX, (int32_t)(in->a * sizeof(nvm_pfunc)));
+                mov_mr(&c->a, RAX, (int32_t)offsetof(nvm_frame, pf), RDX);
+                alu32_mi(&c->a, ALU_ADD, R12, VOFF(depth), 1);
+                /* save the frame's bases as offsets (the callee may move the stacks) */
+                mov_rr(&c->a, RAX, R13);
+                alu_rm(&c->a, ALU_SUB, RAX, R12, VOFF(stack));
+                push_r(&c->a, RAX);
+                mov_rr(&c->a, RAX, R14);
+                alu_rm(&c->a, ALU_SUB, RAX, R12, VOFF(slots));
+                push_r(&c->a, RAX);
+                lea(&c->a, R13, R13, cell(c, h));
+                lea(&c->a, R14, R14, slotd(S));
+                call_label(&c->a, c->flabel[in->a]);
+                pop_r(&c->a, RCX);
+                pop_r(&c->a, RDX);
+                mov_rm(&c->a, R14, R12, VOFF(slots));
+                alu_rr(&c->a, ALU_ADD, R14, RCX);
+                mov_rm(&c->a, R13, R12, VOFF(stack));
+                alu_rr(&c->a, ALU_ADD, R13, RDX);
+                test32_rr(&c->a, RAX, RAX);
+                jcc(&c->a, CC_NE, c->unw);
+                {
+                    int saved = c->a.cur;
+                    c->a.cur = 1;
+                    x64_bind(&c->a, slow);
+                    mov_rr(&c->a, RAX, R13);
+                    alu_rm(&c->a, ALU_SUB, RAX, R12, VOFF(stack));
+                    push_r(&c->a, RAX);
+                    mov_rr(&c->a, RAX, R14);
+                    alu_rm(&c->a, ALU_SUB, RAX, R12, VOFF(slots));
+                    push_r(&c->a, RAX);
+                    mov_rr(&c->a, RDI, R12);
+                    mov_ri(&c->a, RSI, in->a);
+                    lea(&c->a, RDX, R13, cell(c, h));
+                    lea(&c->a, RCX, R14, slotd(S));
+                    mov_ri(&c->a, R8, i);
+                    call_abs(&c->a, X64_FN(nvm_jit_call_space));
+                    pop_r(&c->a, RCX);
+                    pop_r(&c->a, RDX);
+                    mov_rm(&c->a, R14, R12, VOFF(slots));
+                    alu_rr(&c->a, ALU_ADD, R14, RCX);
+                    mov_rm(&c->a, R13, R12, VOFF(stack));
+                    alu_rr(&c->a, ALU_ADD, R13, RDX);
+                    test32_rr(&c->a, RAX, RAX);
+                    jcc(&c->a, CC_E, top);
+                    jmp(&c->a, c->unw);
+                    c->a.cur = saved;
+                }
+                pop_n(c, cf->consumed);
+                if (cf->returns)
+                    push(c, mk(V_MEM, TM_ANY));
+                break;
+            }
+            case NVM_OP_RET: {
+                vent *v = &c->vs[H - 1];
+                uint32_t slow = x64_label(&c->a), back = x64_label(&c->a);
+                store_to(c, v, H - 1, R13, -(int32_t)(16 * c->consumed), false);
+                alu32_mi(&c->a, ALU_CMP, R12, VOFF(nhandlers), 0);
+                jcc(&c->a, CC_NE, slow);
+                x64_bind(&c->a, back);
+                alu32_mi(&c->a, ALU_SUB, R12, VOFF(depth), 1);
+                emit_epilogue(c, 0);
+                {
+                    int saved = c->a.cur;
+                    c->a.cur = 1;
+                    x64_bind(&c->a, slow);
+                    mov_rr(&c->a, RDI, R12);
+                    call_abs(&c->a, X64_FN(nvm_jit_drop_handlers));
+                    jmp(&c->a, back);
+                    c->a.cur = saved;
+                }
+                pop_n(c, 1);
+                break;
+            }
+            case NVM_OP_HALT: emit_epilogue(c, NVM_JIT_END); break;
+            case NVM_OP_GET_FIELD: {
+                uint32_t done = x64_label(&c->a);
+                uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
+                check_tag(c, H - 1, NVM_T_MAP, stub);
+                obj_of(c, H - 1);
+                pinsn(c, RDX, i);
+                mov32_rm(&c->a, RDX, RDX, (int32_t)offsetof(nvm_insn, k)); /* cached position */
+                alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_map, nentries));
+                jcc(&c->a, CC_AE, stub);
+                /* RCX = &entries[pos] */
+                lea(&c->a, RAX, RDX, 0);
+                shift_ri(&c->a, 4, RDX, 2);
+                alu_rr(&c->a, ALU_ADD, RDX, RAX); /* pos * 5 */
+                shift_ri(&c->a, 4, RDX, 3);       /* pos * 40 */
+                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_map, entries));
+                alu32_mi(&c->a, ALU_CMP, RDX, (int32_t)offsetof(nvm_mapentry, key) + TAG,
+                         NVM_T_STR);
+                jcc(&c->a, CC_NE, stub);
+                mov_rm(&c->a, RAX, R12, VOFF(consts));
+                mov32_rm(&c->a, RAX, RAX, (int32_t)(16 * in->a));
+                alu32_rm(&c->a, ALU_CMP, RAX, RDX, (int32_t)offsetof(nvm_mapentry, key));
+                jcc(&c->a, CC_NE, stub);
+                mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value));
+                mov_mr(&c->a, R13, cell(c, H - 1), RAX);
+                mov32_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value) + TAG);
+                mov32_mr(&c->a, R13, cell(c, H - 1) + TAG, RAX);
+                x64_bind(&c->a, done);
+                pop_n(c, 1);
+                push(c, mk(V_MEM, TM_ANY));
+                break;
+            }
+            case NVM_OP_SET_FIELD: {
+                uint32_t done = x64_label(&c->a);
+                uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
+                check_tag(c, H - 2, NVM_T_MAP, stub);
+                obj_of(c, H - 2);
+                pinsn(c, RDX, i);
+                mov32_rm(&c->a, RDX, RDX, (int32_t)offsetof(nvm_insn, k));
+                alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_map, nentries));
+                jcc(&c->a, CC_AE, stub);
+                lea(&c->a, RAX, RDX, 0);
+                shift_ri(&c->a, 4, RDX, 2);
+                alu_rr(&c->a, ALU_ADD, RDX, RAX);
+                shift_ri(&c->a, 4, RDX, 3);
+                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_map, entries));
+                alu32_mi(&c->a, ALU_CMP, RDX, (int32_t)offsetof(nvm_mapentry, key) + TAG,
+                         NVM_T_STR);
+                jcc(&c->a, CC_NE, stub);
+                mov_rm(&c->a, RAX, R12, VOFF(consts));
+                mov32_rm(&c->a, RAX, RAX, (int32_t)(16 * in->a));
+                alu32_rm(&c->a, ALU_CMP, RAX, RDX, (int32_t)offsetof(nvm_mapentry, key));
+                jcc(&c->a, CC_NE, stub);
+                mov_rr(&c->a, RCX, RDX);
+                /* the entry pointer is in RCX; store_to uses RAX only */
+                store_to(c, &c->vs[H - 1], H - 1, RCX, (int32_t)offsetof(nvm_mapentry, value),
+                         false);
+                x64_bind(&c->a, done);
+                pop_n(c, 1); /* the map stays where it was */
+                break;
+            }
+            case NVM_OP_ARR_GET:
+            case NVM_OP_ARR_SET: {
+                bool set = in->op == NVM_OP_ARR_SET;
+                uint32_t qa = set ? H - 3 : H - 2, qi = qa + 1;
+                uint32_t done = x64_label(&c->a);
+                uint32_t stub = slow_stub(c, i, set ? qa + 1 : qa, set ? V_MEM : V_MEM, 0, done);
+                check_tag(c, qa, NVM_T_ARRAY, stub);
+                check_tag(c, qi, NVM_T_INT, stub);
+                obj_of(c, qa);
+                ld(c, &c->vs[qi], qi, RDX);
+                /* negative index counts from the end */
+                mov32_rm(&c->a, RAX, RCX, (int32_t)offsetof(nvm_array, len));
+                {
+                    uint32_t pos = x64_label(&c->a);
+                    test_rr(&c->a, RDX, RDX);
+                    jcc(&c->a, CC_NS, pos);
+                    alu_rr(&c->a, ALU_ADD, RDX, RAX);
+                    x64_bind(&c->a, pos);
+                }
+                alu_rr(&c->a, ALU_CMP, RDX, RAX);
+                jcc(&c->a, CC_AE, stub); /* unsigned: negative after the fix-up is out too */
+                shift_ri(&c->a, 4, RDX, 4);
+                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_array, items));
+                if (set) {
+                    store_to(c, &c->vs[H - 1], H - 1, RDX, 0, false);
+                } else {
+                    mov_rm(&c->a, RAX, RDX, 0);
+                    mov_mr(&c->a, R13, cell(c, qa), RAX);
+                    mov32_rm(&c->a, RAX, RDX, TAG);
+                    mov32_mr(&c->a, R13, cell(c, qa) + TAG, RAX);
+                }
+                x64_bind(&c->a, done);
+                if (set) {
+                    pop_n(c, 2); /* the array stays */
+                } else {
+                    pop_n(c, 2);
+                    push(c, mk(V_MEM, TM_ANY));
+                }
+                break;
+            }
+            case NVM_OP_ARR_LEN:
+            case NVM_OP_LEN: {
+                uint32_t after = x64_label(&c->a), done = x64_label(&c->a);
+                int r = alloc_gpr(c);
+                uint32_t stub = slow_stub(c, i, H - 1, V_REG, r, after);
+                check_tag(c, H - 1, NVM_T_ARRAY, stub);
+                obj_of(c, H - 1);
+                mov32_rm(&c->a, r, RCX, (int32_t)offsetof(nvm_array, len));
+                x64_bind(&c->a, after);
+                x64_bind(&c->a, done);
+                pop_n(c, 1);
+                vent v = mk(V_REG, TM_INT);
+                v.reg = (uint8_t)r;
+                push(c, v);
+                break;
+            }
+            default: {
+                /* everything else: the interpreter executes it */
+                step_inline(c, i);
+                if (in->op == NVM_OP_THROW)
+                    break;
+                for (uint32_t q = 0; q < H; q++)
+                    c->tmp[q] = c->vs[q].m;
+                memcpy(c->tmp + W, c->sl, S);
+                uint32_t hh = H;
+                xfer(c->m, fn, i, c->tmp, &hh, c->tmp + W);
+                c->H = hh < H ? hh : H; /* all in memory after the step: no registers */
+                while (c->H < hh)
+                    push(c, mk(V_MEM, 0));
+                for (uint32_t q = 0; q < hh; q++)
+                    c->vs[q].m = c->tmp[q];
+                memcpy(c->sl, c->tmp + W, S);
+                break;
+            }
+            }
+        }
+        /* falling into the next block: everything to memory */
+        uint8_t last = fn->code[e - 1].op;
+        if (!(last == NVM_OP_JMP || last == NVM_OP_RET || last == NVM_OP_HALT ||
+              last == NVM_OP_THROW))
+            flush_all(c);
+        if (last == NVM_OP_THROW) {
+            mov_ri(&c->a, RAX, NVM_JIT_ERR);
+            jmp(&c->a, c->unw);
+        }
+    }
+    /* unwind: eax = 1 or 2 */
+    x64_bind(&c->a, c->unw);
+    {
+        uint32_t out = x64_label(&c->a);
+        alu_ri(&c->a, ALU_CMP, RAX, NVM_JIT_END);
+        jcc(&c->a, CC_E, out);
+        if (c->has_try) {
+            mov_rr(&c->a, RDI, R12);
+            mov32_rm(&c->a, RSI, RSP, 0);
+            call_abs(&c->a, X64_FN(nvm_jit_catch));
+            test32_rr(&c->a, RAX, RAX);
+            uint32_t none = x64_label(&c->a);
+            jcc(&c->a, CC_S, none);
+            for (uint32_t i = 0; i < fn->ninsn; i++) {
+                const nvm_insn *in = &fn->code[i];
+                if (in->op != NVM_OP_ENTER_TRY || f->blk_of[in->a] == UINT32_MAX)
+                    continue;
+                alu_ri(&c->a, ALU_CMP, RAX, (int32_t)in->a);
+                jcc(&c->a, CC_E, c->ilabel0 + in->a);
+            }
+            x64_bind(&c->a, none);
+            mov_ri(&c->a, RAX, NVM_JIT_ERR);
+        }
+        x64_bind(&c->a, out);
+        alu_ri(&c->a, ALU_ADD, RSP, 8);
+        ret(&c->a);
+    }
+    return true;
+}
+
+/* The entry trampoline: int tramp(vm, fn, r13, r14, int64_t *gas, void *stack_top). Saves the
+ * callee-saved registers and the C stack pointer (in RBP), switches to the run's stack, calls
+ * the function and hands back the countdown. */
+static void emit_trampoline(x64_asm *a)
+{
+    push_r(a, RBX);
+    push_r(a, RBP);
+    push_r(a, R12);
+    push_r(a, R13);
+    push_r(a, R14);
+    push_r(a, R15);
+    push_r(a, R8);
+    mov_rr(a, RBP, RSP);
+    mov_rr(a, RSP, R9);
+    mov_rr(a, R12, RDI);
+    mov_rr(a, R13, RDX);
+    mov_rr(a, R14, RCX);
+    mov_rm(a, R15, R8, 0);
+    call_r(a, RSI);
+    mov_rr(a, RSP, RBP);
+    pop_r(a, R8);
+    mov_mr(a, R8, 0, R15);
+    pop_r(a, R15);
+    pop_r(a, R14);
+    pop_r(a, R13);
+    pop_r(a, R12);
+    pop_r(a, RBP);
+    pop_r(a, RBX);
+    ret(a);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void asm_free(x64_asm *a)
+{
+    free(a->b[0].p);
+    free(a->b[1].p);
+    free(a->labels);
+    free(a->fix);
+}
+
+bool nvm_jit_supported(void)
+{
+    return true;
+}
+
+void nvm_jit_blob_free(nvm_jit_blob *b)
+{
+    if (b == NULL)
+        return;
+    if (b->code != NULL)
+        munmap(b->code, b->map_size);
+    free(b->entry);
+    free(b);
+}
+
+nvm_status nvm_jit_compile(const nvm_module *m, uint64_t seed, nvm_jit_blob **out, nvm_error *err)
+{
+    *out = NULL;
+    uint64_t t0 = now_ns();
+    if (m == NULL || !m->verified)
+        return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "the JIT needs a verified module");
+    uint64_t total = 0;
+    for (uint32_t f = 0; f < m->nfuncs; f++)
+        total += m->funcs[f].ninsn;
+    if (total > NVM_JIT_MAX_INSNS) {
+        return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0,
+                             "module too large for the JIT (%llu instructions, at most %u)",
+                             (unsigned long long)total, NVM_JIT_MAX_INSNS);
+    }
+    nvm_status st = NVM_OK;
+    jc c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.seed = seed;
+    nvm_jit_blob *blob = calloc(1, sizeof *blob);
+    c.flabel = malloc(sizeof(uint32_t) * (m->nfuncs + 1));
+    if (blob == NULL || c.flabel == NULL)
+        goto oom;
+    blob->entry = calloc(m->nfuncs + 1, sizeof(uint32_t));
+    if (blob->entry == NULL)
+        goto oom;
+    blob->nfuncs = m->nfuncs;
+    for (uint32_t f = 0; f < m->nfuncs; f++)
+        c.flabel[f] = x64_label(&c.a);
+    blob->tramp = 0;
+    emit_trampoline(&c.a);
+    for (uint32_t f = 0; f < m->nfuncs && !c.a.oom; f++) {
+        const nvm_func *fn = &m->funcs[f];
+        /* 16-byte aligned entries */
+        while (c.a.b[0].len % 16 != 0)
+            x64_byte(&c.a, 0x90);
+        x64_bind(&c.a, c.flabel[f]);
+        fninfo fi;
+        if (!analyse(m, fn, &fi)) {
+            emit_interp_entry(&c);
+            blob->ninterp++;
+            continue;
+        }
+        c.fn = fn;
+        c.fi = f;
+        c.consumed = fn->consumed;
+        c.W = fn->max_height + 1;
+        c.S = fn->nslots;
+        c.vs = malloc(sizeof(vent) * (c.W + 1));
+        c.sl = malloc(c.S + 1);
+        c.tmp = malloc(c.W + c.S + 1);
+        if (c.vs == NULL || c.sl == NULL || c.tmp == NULL) {
+            c.a.oom = true;
+        } else {
+            compile_fn(&c, &fi);
+        }
+        free(c.vs);
+        free(c.sl);
+        free(c.tmp);
+        c.vs = NULL;
+        c.sl = NULL;
+        c.tmp = NULL;
+        fninfo_free(&fi);
+    }
+    if (c.a.oom)
+        goto oom;
+    {
+        size_t hot = c.a.b[0].len, cold = c.a.b[1].len, size = hot + cold;
+        if (size > NVM_JIT_MAX_CODE) {
+            st = nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0,
+                               "module too large for the JIT (%zu bytes of code)", size);
+            goto done;
+        }
+        size_t page = 4096, msize = (size + page - 1) / page * page;
+        void *mem = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED)
+            goto oom;
+        uint8_t *code = mem;
+        memcpy(code, c.a.b[0].p, hot);
+        if (cold > 0)
+            memcpy(code + hot, c.a.b[1].p, cold);
+        for (uint32_t k = 0; k < c.a.nfix; k++) {
+            const x64_fix *fx = &c.a.fix[k];
+            int64_t lv = c.a.labels[fx->label];
+            size_t pos = (fx->buf ? hot : 0) + fx->pos;
+            if (lv < 0) {
+                munmap(mem, msize);
+                st = nvm_error_set(err, NVM_E_INTERNAL, NULL, 0, 0, "JIT: unbound label");
+                goto done;
+            }
+            size_t tgt = ((lv >> 40) ? hot : 0) + (size_t)(lv & ((1ll << 40) - 1));
+            int32_t rel = (int32_t)((int64_t)tgt - (int64_t)(pos + 4));
+            memcpy(code + pos, &rel, 4);
+        }
+        for (uint32_t f = 0; f < m->nfuncs; f++) {
+            int64_t lv = c.a.labels[c.flabel[f]];
+            blob->entry[f] = (uint32_t)(lv & ((1ll << 40) - 1));
+        }
+        if (mprotect(mem, msize, PROT_READ | PROT_EXEC) != 0) {
+            munmap(mem, msize);
+            st = nvm_error_set(err, NVM_E_IO, NULL, 0, 0, "JIT: cannot map code executable");
+            goto done;
+        }
+        blob->code = code;
+        blob->size = size;
+        blob->map_size = msize;
+        blob->insns = total;
+        blob->compile_ns = now_ns() - t0;
+        *out = blob;
+        blob = NULL;
+    }
+    goto done;
+oom:
+    st = nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "JIT: out of memory");
+done:
+    asm_free(&c.a);
+    free(c.flabel);
+    nvm_jit_blob_free(blob);
+    return st;
+}

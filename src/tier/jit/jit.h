@@ -1,0 +1,73 @@
+/* jit.h - the x86-64 JIT tier: compiler (jit.c), runtime helpers, code blobs, the code cache
+ * and the run driver (jitrt.c).
+ *
+ * Compiled code keeps the interpreter's state layout (vm.h): the operand stack, frame records,
+ * slots and handlers are the interpreter's, so any instruction can be handed to the interpreter
+ * (nvm_interp_resume): slow paths step one instruction, a block whose gas cannot be charged in
+ * full resumes the frame in the interpreter (exact exhaustion point), and functions the compiler
+ * refuses (size bounds) run interpreted behind a native entry.
+ *
+ * Native calling convention between compiled functions (internal):
+ *   r12 = vm, r13 = &stack[entry height] of the running frame, r14 = its slots, r15 = the gas
+ *   countdown (interp.c's gas_left), rbp = reserved (the trampoline's saved stack pointer).
+ *   A function returns eax = 0 (returned; its result is stored at the caller's top), 1 (error:
+ *   status in vm->jit_status, frames left in place for the backtrace) or 2 (program ended).
+ *   At entry rsp is 8 mod 16, as after a call.
+ */
+#ifndef NVM_JIT_H
+#define NVM_JIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nanovm.h"
+#include "../../vm/vm.h"
+
+enum { NVM_JIT_OK = 0, NVM_JIT_ERR = 1, NVM_JIT_END = 2, NVM_JIT_DEOPT = 3 };
+
+/* Bounds per module: instructions compiled and machine code size. A module over them runs on
+ * the interpreter; a function whose analysis would need more than NVM_JIT_MAX_STATE bytes runs
+ * interpreted behind a native entry. */
+#define NVM_JIT_MAX_INSNS 2000000u
+#define NVM_JIT_MAX_CODE (256u << 20)
+#define NVM_JIT_MAX_STATE (64u << 20)
+
+/* A compiled module: one executable mapping. */
+typedef struct nvm_jit_blob {
+    uint8_t *code; /* mapped read+execute */
+    size_t size;
+    size_t map_size;
+    uint32_t nfuncs;
+    uint32_t *entry;  /* function index -> offset of its native entry */
+    uint32_t tramp;   /* offset of the trampoline */
+    uint32_t ninterp; /* functions left to the interpreter */
+    uint64_t insns;
+    uint64_t compile_ns;
+} nvm_jit_blob;
+
+/* Compiles every function of the verified module m (blinding constants with `seed`). */
+nvm_status nvm_jit_compile(const nvm_module *m, uint64_t seed, nvm_jit_blob **out, nvm_error *err);
+void nvm_jit_blob_free(nvm_jit_blob *b);
+
+/* Runs vm's loaded module on blob (vm.c's run protocol: error record, backtrace). */
+nvm_status nvm_jit_run(nvm_vm *vm, const nvm_jit_blob *blob);
+
+/* Finds or compiles m in cache c (NULL cache: *owned receives a blob the caller frees). */
+nvm_status nvm_jit_get(nvm_code_cache *c, const nvm_module *m, const nvm_jit_blob **out,
+                       nvm_jit_blob **owned, nvm_error *err);
+
+bool nvm_jit_supported(void);
+
+/* ---- runtime helpers called from compiled code (jitrt.c) ---- */
+int nvm_jit_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas);
+int nvm_jit_truthy(nvm_vm *vm, const nvm_value *v);
+int nvm_jit_gas(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top);
+int nvm_jit_deopt(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots);
+int nvm_jit_interp_call(nvm_vm *vm, nvm_value *base, nvm_value *slots);
+int nvm_jit_call_space(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cslots,
+                       uint32_t idx);
+int nvm_jit_catch(nvm_vm *vm, uint32_t frame);
+void nvm_jit_drop_handlers(nvm_vm *vm);
+
+#endif
