@@ -544,7 +544,7 @@ static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int re
     for (uint32_t q = 0; q < c->H; q++)
         emit_mat(c, q);
     helper_args_step(c, i, c->H);
-    call_abs(&c->a, X64_FN(nvm_jit_step));
+    call_abs(&c->a, X64_FN(nvm_jit_fast));
     check_helper(c, i);
     for (uint32_t q = 0; q < keep && q < c->H; q++) {
         const vent *e = &c->vs[q];
@@ -567,7 +567,7 @@ static void step_inline(jc *c, uint32_t i)
 {
     flush_all(c);
     helper_args_step(c, i, c->H);
-    call_abs(&c->a, X64_FN(nvm_jit_step));
+    call_abs(&c->a, X64_FN(nvm_jit_fast));
     check_helper(c, i);
 }
 
@@ -795,7 +795,7 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
         for (uint32_t q = 0; q < c->H; q++)
             emit_mat(c, q);
         helper_args_step(c, i, c->H);
-        call_abs(&c->a, X64_FN(nvm_jit_step));
+        call_abs(&c->a, X64_FN(nvm_jit_fast));
         check_helper(c, i);
         for (uint32_t q = 0; q < qx; q++) {
             const vent *e = &c->vs[q];
@@ -853,9 +853,9 @@ static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
     }
     /* unknown: bools inline, anything else through nvm_jit_truthy */
     mat(c, q);
-    uint32_t slow = x64_label(&c->a), test = x64_label(&c->a);
+    uint32_t slow = x64_label(&c->a), test = x64_label(&c->a), notbool = x64_label(&c->a);
     alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, NVM_T_BOOL);
-    jcc(&c->a, CC_NE, slow);
+    jcc(&c->a, CC_NE, notbool);
     mov32_rm(&c->a, RAX, R13, cell(c, q));
     x64_bind(&c->a, test);
     test32_rr(&c->a, RAX, RAX);
@@ -864,6 +864,13 @@ static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
         int saved = c->a.cur;
         uint32_t back = x64_label(&c->a);
         c->a.cur = 1;
+        x64_bind(&c->a, notbool);
+        alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, NVM_T_INT);
+        jcc(&c->a, CC_NE, slow);
+        mov_rm(&c->a, RAX, R13, cell(c, q));
+        test_rr(&c->a, RAX, RAX);
+        setcc(&c->a, CC_NE, RAX);
+        jmp(&c->a, test);
         x64_bind(&c->a, slow);
         mov_rr(&c->a, RDI, R12);
         lea(&c->a, RSI, R13, cell(c, q));

@@ -61,6 +61,7 @@ bool nvm_jit_supported(void);
 
 /* ---- runtime helpers called from compiled code (jitrt.c) ---- */
 int nvm_jit_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas);
+int nvm_jit_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas);
 int nvm_jit_truthy(nvm_vm *vm, const nvm_value *v);
 int nvm_jit_gas(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top);
 int nvm_jit_deopt(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots);

@@ -28,6 +28,120 @@ int nvm_jit_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int
     return NVM_JIT_OK;
 }
 
+/* The common non-inline operations called directly, with the interpreter's exact semantics:
+ * the operands stay on the stack (rooted) during the call and the same arena functions raise the
+ * same errors; anything else (wrong operand types, the rarer forms) is stepped. */
+int nvm_jit_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas)
+{
+    nvm_frame *fr = &vm->frames[vm->depth - 1];
+    const nvm_insn *in = fr->pf->code + idx;
+    nvm_value out;
+    nvm_status st;
+    fr->ip = in;
+    vm->sp = (uint32_t)(top - vm->stack);
+    switch (in->op) {
+    case NVM_OP_ADD:
+        if (top[-2].type == NVM_T_STR || top[-1].type == NVM_T_STR) {
+            if ((top[-2].type == NVM_T_INT || top[-2].type == NVM_T_FLOAT) &&
+                (top[-1].type == NVM_T_INT || top[-1].type == NVM_T_FLOAT))
+                break;
+            st = nvm_str_concat(vm, top[-2], top[-1], &out);
+            goto two;
+        }
+        break;
+    case NVM_OP_EQ:
+    case NVM_OP_NE: {
+        bool r = nvm_equal(vm, top[-2], top[-1]);
+        top[-2] = nvm_bool(in->op == NVM_OP_EQ ? r : !r);
+        return NVM_JIT_OK;
+    }
+    case NVM_OP_MAP_GET:
+        if (top[-2].type != NVM_T_MAP)
+            break;
+        st = nvm_map_get(vm, top[-2], top[-1], &out, NULL);
+        goto two;
+    case NVM_OP_MAP_HAS: {
+        if (top[-2].type != NVM_T_MAP)
+            break;
+        bool found = false;
+        st = nvm_map_get(vm, top[-2], top[-1], &out, &found);
+        out = nvm_bool(found);
+        goto two;
+    }
+    case NVM_OP_MAP_SET:
+        if (top[-3].type != NVM_T_MAP)
+            break;
+        st = nvm_map_set(vm, top[-3], top[-2], top[-1]);
+        goto done;
+    case NVM_OP_MAP_DEL:
+        if (top[-2].type != NVM_T_MAP)
+            break;
+        st = nvm_map_del(vm, top[-2], top[-1]);
+        goto done;
+    case NVM_OP_MAP_KEYS:
+        if (top[-1].type != NVM_T_MAP)
+            break;
+        st = nvm_map_keys(vm, top[-1], &out);
+        goto one;
+    case NVM_OP_NEW_OBJ:
+        st = nvm_map_new(vm, &out);
+        if (st == NVM_OK)
+            top[0] = out;
+        goto done;
+    case NVM_OP_ARR_PUSH:
+        if (top[-2].type != NVM_T_ARRAY)
+            break;
+        st = nvm_array_push(vm, top[-2], top[-1]);
+        goto done;
+    case NVM_OP_ARR_POP:
+        if (top[-1].type != NVM_T_ARRAY)
+            break;
+        st = nvm_array_pop(vm, top[-1], &out);
+        goto one;
+    case NVM_OP_LEN:
+    case NVM_OP_ARR_LEN: st = nvm_len(vm, top[-1], &out); goto one;
+    case NVM_OP_TYPEOF: st = nvm_typeof(vm, top[-1], &out); goto one;
+    case NVM_OP_CAST: st = nvm_cast(vm, top[-1], in->b, &out); goto one;
+    case NVM_OP_STR_CONTAINS: st = nvm_str_contains(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_SPLIT: st = nvm_str_split(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_JOIN: st = nvm_str_join(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_STARTS_WITH: st = nvm_str_starts_with(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_ENDS_WITH: st = nvm_str_ends_with(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_TO_UPPER: st = nvm_str_to_upper(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_TO_LOWER: st = nvm_str_to_lower(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_TRIM: st = nvm_str_trim(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_FIND: st = nvm_str_find(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_ORD: st = nvm_str_ord(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_CHR: st = nvm_str_chr(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_FMT_FIXED: st = nvm_str_fmt_fixed(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_REPLACE:
+        st = nvm_str_replace(vm, top[-3], top[-2], top[-1], &out);
+        if (st == NVM_OK)
+            top[-3] = out;
+        goto done;
+    case NVM_OP_STR_SUB:
+        st = nvm_str_sub(vm, top[-3], top[-2], top[-1], &out);
+        if (st == NVM_OK)
+            top[-3] = out;
+        goto done;
+    default: break;
+    }
+    return nvm_jit_step(vm, idx, top, slots, gas);
+one:
+    if (st == NVM_OK)
+        top[-1] = out;
+    goto done;
+two:
+    if (st == NVM_OK)
+        top[-2] = out;
+done:
+    if (st != NVM_OK) {
+        vm->jit_status = st;
+        return NVM_JIT_ERR;
+    }
+    return NVM_JIT_OK;
+}
+
 int nvm_jit_truthy(nvm_vm *vm, const nvm_value *v)
 {
     return nvm_truthy(vm, *v) ? 1 : 0;
