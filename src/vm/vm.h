@@ -105,6 +105,7 @@ struct nvm_vm {
     /* native tiers: the gas countdown while a helper runs, and the status of a failed helper */
     int64_t jit_gas;
     nvm_status jit_status;
+    const void *jit_pool; /* the running blob's constant pool */
 };
 
 /* Raise a program-level error: fills vm->err (status, message) and returns `st`. The interpreter

@@ -19,9 +19,10 @@
  *      interpreter on every path.
  *   4. Slow paths step the instruction in the interpreter (nvm_jit_step): one implementation of
  *      every semantic rule, error message and capability call.
- * Hardening: constants from the program that do not fit in a signed byte are blinded (emitted
- * as v ^ key and key, combined at run time; keys from a per-compilation seed); the code is
- * written to a private read+write mapping that becomes read+execute before it runs.
+ * Hardening: no constant of the program reaches executable memory. Values that do not fit in a
+ * signed byte live in the module's constant pool, a separate read-only (never executable)
+ * mapping addressed through RBX; the code is written to a private read+write mapping that
+ * becomes read+execute before it runs, so no page is ever writable and executable at once.
  */
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -285,11 +286,14 @@ typedef struct jc {
     uint32_t ilabel0;      /* label of instruction i = ilabel0 + i */
     uint32_t unw;          /* this function's unwind label */
     uint32_t blk_end;      /* end (exclusive) of the block being compiled */
-    uint64_t seed, nblind;
+    uint64_t *pool;        /* constant pool (module-wide) */
+    uint32_t npool, pool_cap;
+    uint32_t *pool_ix; /* open-addressing index of pool entries + 1 */
+    uint32_t pool_ix_cap;
     bool has_try;
 } jc;
 
-/* ---- constants and blinding ---- */
+/* ---- the constant pool ---- */
 static uint64_t mix64(uint64_t z)
 {
     z += 0x9E3779B97F4A7C15ull;
@@ -297,18 +301,58 @@ static uint64_t mix64(uint64_t z)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-/* Loads a program constant into r: small ones directly, others as (v ^ key) ^ key with the
- * key in `tmp`. */
-static void ld_const(jc *c, int r, int64_t v, int tmp)
+/* Displacement from RBX of the pool entry holding v (added once per module). */
+static int32_t pool_disp(jc *c, int64_t v)
 {
-    if (v >= -128 && v <= 127) {
-        mov_ri(&c->a, r, v);
-        return;
+    uint64_t u = (uint64_t)v;
+    if (c->npool * 2 >= c->pool_ix_cap) {
+        uint32_t nc = c->pool_ix_cap ? c->pool_ix_cap * 2 : 256;
+        uint32_t *ix = calloc(nc, sizeof *ix);
+        if (ix == NULL) {
+            c->a.oom = true;
+            return 0;
+        }
+        for (uint32_t k = 0; k < c->npool; k++) {
+            uint32_t h = (uint32_t)mix64(c->pool[k]) & (nc - 1);
+            while (ix[h] != 0)
+                h = (h + 1) & (nc - 1);
+            ix[h] = k + 1;
+        }
+        free(c->pool_ix);
+        c->pool_ix = ix;
+        c->pool_ix_cap = nc;
     }
-    uint64_t key = mix64(c->seed + ++c->nblind) | 1u;
-    mov_ri(&c->a, r, (int64_t)((uint64_t)v ^ key));
-    mov_ri(&c->a, tmp, (int64_t)key);
-    alu_rr(&c->a, ALU_XOR, r, tmp);
+    uint32_t h = (uint32_t)mix64(u) & (c->pool_ix_cap - 1);
+    while (c->pool_ix[h] != 0) {
+        if (c->pool[c->pool_ix[h] - 1] == u)
+            return (int32_t)(8 * (c->pool_ix[h] - 1));
+        h = (h + 1) & (c->pool_ix_cap - 1);
+    }
+    if (c->npool == c->pool_cap) {
+        uint32_t nc = c->pool_cap ? c->pool_cap * 2 : 64;
+        uint64_t *q = realloc(c->pool, sizeof *q * nc);
+        if (q == NULL) {
+            c->a.oom = true;
+            return 0;
+        }
+        c->pool = q;
+        c->pool_cap = nc;
+    }
+    c->pool[c->npool] = u;
+    c->pool_ix[h] = ++c->npool;
+    return (int32_t)(8 * (c->npool - 1));
+}
+static bool small(int64_t v)
+{
+    return v >= -128 && v <= 127;
+}
+/* Loads a program constant into r: a signed byte as an immediate, anything else from the pool. */
+static void ld_const(jc *c, int r, int64_t v)
+{
+    if (small(v))
+        mov_ri(&c->a, r, v);
+    else
+        mov_rm(&c->a, r, RBX, pool_disp(c, v));
 }
 
 static int32_t cell(const jc *c, uint32_t q)
@@ -372,7 +416,7 @@ static void ld(jc *c, const vent *e, uint32_t q, int r)
     switch (e->kind) {
     case V_MEM: mov_rm(&c->a, r, R13, cell(c, q)); break;
     case V_SLOT: mov_rm(&c->a, r, R14, slotd(e->slot)); break;
-    case V_CONST: ld_const(c, r, e->k, r == RDX ? RAX : RDX); break;
+    case V_CONST: ld_const(c, r, e->k); break;
     case V_REG: mov_rr(&c->a, r, e->reg); break;
     default: movq_rx(&c->a, r, e->reg); break;
     }
@@ -380,6 +424,13 @@ static void ld(jc *c, const vent *e, uint32_t q, int r)
 /* e (a number) as a double in XMM x; ints are converted (through RAX). */
 static void ldf(jc *c, const vent *e, uint32_t q, int x)
 {
+    if (e->m == TM_INT && e->kind == V_CONST) {
+        double d = (double)e->k;
+        int64_t bits;
+        memcpy(&bits, &d, 8);
+        movsd_xm(&c->a, x, RBX, pool_disp(c, bits));
+        return;
+    }
     if (e->m == TM_INT) {
         ld(c, e, q, RAX);
         cvtsi2sd_xr(&c->a, x, RAX);
@@ -388,10 +439,7 @@ static void ldf(jc *c, const vent *e, uint32_t q, int x)
     switch (e->kind) {
     case V_MEM: movsd_xm(&c->a, x, R13, cell(c, q)); break;
     case V_SLOT: movsd_xm(&c->a, x, R14, slotd(e->slot)); break;
-    case V_CONST:
-        ld_const(c, RAX, e->k, RDX);
-        movq_xr(&c->a, x, RAX);
-        break;
+    case V_CONST: movsd_xm(&c->a, x, RBX, pool_disp(c, e->k)); break;
     case V_REG: movq_xr(&c->a, x, e->reg); break;
     default: movapd_rr(&c->a, x, e->reg); break;
     }
@@ -426,10 +474,10 @@ static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool
         }
         return;
     case V_CONST:
-        if (e->k >= -128 && e->k <= 127) {
+        if (small(e->k)) {
             mov64_mi(&c->a, base, d, (int32_t)e->k);
         } else {
-            ld_const(c, RAX, e->k, base == RDX ? RCX : RDX);
+            ld_const(c, RAX, e->k);
             mov_mr(&c->a, base, d, RAX);
         }
         break;
@@ -626,7 +674,9 @@ static void int_arith(jc *c, uint32_t i, uint8_t op)
         uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
         bool imm = y->kind == V_CONST && y->k >= -128 && y->k <= 127;
         if (op == NVM_OP_MUL) {
-            if (y->kind == V_MEM)
+            if (y->kind == V_CONST)
+                imul_rm(&c->a, RAX, RBX, pool_disp(c, y->k));
+            else if (y->kind == V_MEM)
                 imul_rm(&c->a, RAX, R13, cell(c, qy));
             else if (y->kind == V_SLOT)
                 imul_rm(&c->a, RAX, R14, slotd(y->slot));
@@ -638,6 +688,8 @@ static void int_arith(jc *c, uint32_t i, uint8_t op)
             int alu = op == NVM_OP_ADD ? ALU_ADD : ALU_SUB;
             if (imm)
                 alu_ri(&c->a, alu, RAX, (int32_t)y->k);
+            else if (y->kind == V_CONST)
+                alu_rm(&c->a, alu, RAX, RBX, pool_disp(c, y->k));
             else if (y->kind == V_MEM)
                 alu_rm(&c->a, alu, RAX, R13, cell(c, qy));
             else if (y->kind == V_SLOT)
@@ -667,7 +719,9 @@ static void float_arith(jc *c, uint32_t i, uint8_t op)
                   : op == NVM_OP_SUB ? SD_SUB
                   : op == NVM_OP_MUL ? SD_MUL
                                      : SD_DIV;
-    if (y->m == TM_FLOAT && y->kind == V_MEM && op != NVM_OP_DIV)
+    if (y->m == TM_FLOAT && y->kind == V_CONST && op != NVM_OP_DIV)
+        sd_rm(&c->a, sop, XMM0, RBX, pool_disp(c, y->k));
+    else if (y->m == TM_FLOAT && y->kind == V_MEM && op != NVM_OP_DIV)
         sd_rm(&c->a, sop, XMM0, R13, cell(c, qy));
     else if (y->m == TM_FLOAT && y->kind == V_SLOT && op != NVM_OP_DIV)
         sd_rm(&c->a, sop, XMM0, R14, slotd(y->slot));
@@ -753,8 +807,10 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
     vent *x = &c->vs[qx], *y = &c->vs[qy];
     if (x->m == TM_INT && y->m == TM_INT) {
         ld(c, x, qx, RAX);
-        if (y->kind == V_CONST && y->k >= -128 && y->k <= 127)
+        if (y->kind == V_CONST && small(y->k))
             alu_ri(&c->a, ALU_CMP, RAX, (int32_t)y->k);
+        else if (y->kind == V_CONST)
+            alu_rm(&c->a, ALU_CMP, RAX, RBX, pool_disp(c, y->k));
         else if (y->kind == V_MEM)
             alu_rm(&c->a, ALU_CMP, RAX, R13, cell(c, qy));
         else if (y->kind == V_SLOT)
@@ -1674,6 +1730,7 @@ static void emit_trampoline(x64_asm *a)
     mov_rr(a, RBP, RSP);
     mov_rr(a, RSP, R9);
     mov_rr(a, R12, RDI);
+    mov_rm(a, RBX, RDI, VOFF(jit_pool));
     mov_rr(a, R13, RDX);
     mov_rr(a, R14, RCX);
     mov_rm(a, R15, R8, 0);
@@ -1716,11 +1773,13 @@ void nvm_jit_blob_free(nvm_jit_blob *b)
         return;
     if (b->code != NULL)
         munmap(b->code, b->map_size);
+    if (b->pool != NULL)
+        munmap(b->pool, b->pool_map_size);
     free(b->entry);
     free(b);
 }
 
-nvm_status nvm_jit_compile(const nvm_module *m, uint64_t seed, nvm_jit_blob **out, nvm_error *err)
+nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *err)
 {
     *out = NULL;
     uint64_t t0 = now_ns();
@@ -1738,7 +1797,6 @@ nvm_status nvm_jit_compile(const nvm_module *m, uint64_t seed, nvm_jit_blob **ou
     jc c;
     memset(&c, 0, sizeof c);
     c.m = m;
-    c.seed = seed;
     nvm_jit_blob *blob = calloc(1, sizeof *blob);
     c.flabel = malloc(sizeof(uint32_t) * (m->nfuncs + 1));
     if (blob == NULL || c.flabel == NULL)
@@ -1823,6 +1881,23 @@ nvm_status nvm_jit_compile(const nvm_module *m, uint64_t seed, nvm_jit_blob **ou
             st = nvm_error_set(err, NVM_E_IO, NULL, 0, 0, "JIT: cannot map code executable");
             goto done;
         }
+        /* the constant pool: read-only, never executable */
+        size_t psize = ((size_t)c.npool * 8 + page) / page * page;
+        void *pm = mmap(NULL, psize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (pm == MAP_FAILED) {
+            munmap(mem, msize);
+            goto oom;
+        }
+        if (c.npool > 0)
+            memcpy(pm, c.pool, (size_t)c.npool * 8);
+        if (mprotect(pm, psize, PROT_READ) != 0) {
+            munmap(mem, msize);
+            munmap(pm, psize);
+            st = nvm_error_set(err, NVM_E_IO, NULL, 0, 0, "JIT: cannot protect the constant pool");
+            goto done;
+        }
+        blob->pool = pm;
+        blob->pool_map_size = psize;
         blob->code = code;
         blob->size = size;
         blob->map_size = msize;
@@ -1837,6 +1912,8 @@ oom:
 done:
     asm_free(&c.a);
     free(c.flabel);
+    free(c.pool);
+    free(c.pool_ix);
     nvm_jit_blob_free(blob);
     return st;
 }

@@ -9,7 +9,8 @@
  *
  * Native calling convention between compiled functions (internal):
  *   r12 = vm, r13 = &stack[entry height] of the running frame, r14 = its slots, r15 = the gas
- *   countdown (interp.c's gas_left), rbp = reserved (the trampoline's saved stack pointer).
+ *   countdown (interp.c's gas_left), rbx = the module's constant pool, rbp = reserved (the
+ *   trampoline's saved stack pointer).
  *   A function returns eax = 0 (returned; its result is stored at the caller's top), 1 (error:
  *   status in vm->jit_status, frames left in place for the backtrace) or 2 (program ended).
  *   At entry rsp is 8 mod 16, as after a call.
@@ -38,6 +39,8 @@ typedef struct nvm_jit_blob {
     uint8_t *code; /* mapped read+execute */
     size_t size;
     size_t map_size;
+    void *pool; /* the constant pool, mapped read-only (RBX in compiled code) */
+    size_t pool_map_size;
     uint32_t nfuncs;
     uint32_t *entry;  /* function index -> offset of its native entry */
     uint32_t tramp;   /* offset of the trampoline */
@@ -46,8 +49,8 @@ typedef struct nvm_jit_blob {
     uint64_t compile_ns;
 } nvm_jit_blob;
 
-/* Compiles every function of the verified module m (blinding constants with `seed`). */
-nvm_status nvm_jit_compile(const nvm_module *m, uint64_t seed, nvm_jit_blob **out, nvm_error *err);
+/* Compiles every function of the verified module m. */
+nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *err);
 void nvm_jit_blob_free(nvm_jit_blob *b);
 
 /* Runs vm's loaded module on blob (vm.c's run protocol: error record, backtrace). */

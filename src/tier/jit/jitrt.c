@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "jit.h"
@@ -294,6 +293,7 @@ static nvm_status jit_runner(nvm_vm *vm, void *ud)
     const void *tp = blob->code + blob->tramp;
     memcpy(&tramp, &tp, sizeof tramp);
     const void *fn = blob->code + blob->entry[vm->mod->entry];
+    vm->jit_pool = blob->pool;
     int rc = tramp(vm, fn, vm->stack, vm->slots, &gas, stk + page + size);
     munmap(stk, size + page);
     vm->gas_used = vm->gas_start - vm->gas_rest - gas;
@@ -350,17 +350,6 @@ void nvm_code_cache_stats(const nvm_code_cache *c, nvm_code_stats *out)
         *out = c->stats;
 }
 
-static uint64_t fresh_seed(void)
-{
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&s;
-    }
-    return s;
-}
-
 static void count(nvm_code_cache *c, const nvm_jit_blob *b, const nvm_module *m)
 {
     c->stats.modules++;
@@ -377,7 +366,7 @@ nvm_status nvm_jit_get(nvm_code_cache *c, const nvm_module *m, const nvm_jit_blo
     *owned = NULL;
     if (c == NULL) {
         nvm_jit_blob *b = NULL;
-        nvm_status st = nvm_jit_compile(m, fresh_seed(), &b, err);
+        nvm_status st = nvm_jit_compile(m, &b, err);
         *owned = b;
         *out = b;
         return st;
@@ -415,7 +404,7 @@ nvm_status nvm_jit_get(nvm_code_cache *c, const nvm_module *m, const nvm_jit_blo
     }
     memcpy(key, data, len);
     nvm_module_free_buffer(m, data, len);
-    st = nvm_jit_compile(m, fresh_seed(), &b, err);
+    st = nvm_jit_compile(m, &b, err);
     if (st != NVM_OK) {
         free(key);
         return st;
