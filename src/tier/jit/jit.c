@@ -283,10 +283,11 @@ typedef struct jc {
     uint32_t gused, xused; /* pool bits in use */
     uint32_t *flabel;      /* function index -> entry label */
     tmask *tmp;            /* W + S scratch masks */
-    uint32_t ilabel0;      /* label of instruction i = ilabel0 + i */
-    uint32_t unw;          /* this function's unwind label */
-    uint32_t blk_end;      /* end (exclusive) of the block being compiled */
-    uint64_t *pool;        /* constant pool (module-wide) */
+    vent *cslot;      /* slot -> the constant every STORE writes (kind V_CONST), or V_SLOT: none */
+    uint32_t ilabel0; /* label of instruction i = ilabel0 + i */
+    uint32_t unw;     /* this function's unwind label */
+    uint32_t blk_end; /* end (exclusive) of the block being compiled */
+    uint64_t *pool;   /* constant pool (module-wide) */
     uint32_t npool, pool_cap;
     uint32_t *pool_ix; /* open-addressing index of pool entries + 1 */
     uint32_t pool_ix_cap;
@@ -651,16 +652,81 @@ static void bin_result_xreg(jc *c, int src_x)
     push(c, e);
 }
 
+/* Signed division by a constant d >= 2 as a multiply (Hacker's Delight, 10-1): q = the high
+ * half of M * n, plus n when M is negative, shifted right by s, plus 1 when n is negative. */
+static void div_magic(int64_t d, int64_t *M, int *s)
+{
+    const uint64_t two63 = 1ull << 63;
+    uint64_t ad = (uint64_t)d;
+    uint64_t anc = two63 - 1 - two63 % ad;
+    int p = 63;
+    uint64_t q1 = two63 / anc, r1 = two63 - q1 * anc;
+    uint64_t q2 = two63 / ad, r2 = two63 - q2 * ad;
+    uint64_t delta;
+    do {
+        p++;
+        q1 *= 2;
+        r1 *= 2;
+        if (r1 >= anc) {
+            q1++;
+            r1 -= anc;
+        }
+        q2 *= 2;
+        r2 *= 2;
+        if (r2 >= ad) {
+            q2++;
+            r2 -= ad;
+        }
+        delta = ad - r2;
+    } while (q1 < delta || (q1 == delta && r1 == 0));
+    *M = (int64_t)(q2 + 1);
+    *s = p - 64;
+}
+
+/* RAX = x / d or x % d (truncating, as DIV/MOD) for a constant d >= 2: cannot fault. */
+static void int_divmod_const(jc *c, uint8_t op, int64_t d)
+{
+    int64_t M;
+    int sh;
+    div_magic(d, &M, &sh);
+    mov_rr(&c->a, RCX, RAX);
+    ld_const(c, RAX, M);
+    unary_r(&c->a, 5, RCX); /* imul rcx: RDX:RAX = M * n */
+    if (M < 0)
+        alu_rr(&c->a, ALU_ADD, RDX, RCX);
+    if (sh > 0)
+        shift_ri(&c->a, 7, RDX, (uint8_t)sh);
+    mov_rr(&c->a, RAX, RCX);
+    shift_ri(&c->a, 5, RAX, 63);
+    alu_rr(&c->a, ALU_ADD, RDX, RAX); /* q */
+    if (op == NVM_OP_DIV) {
+        mov_rr(&c->a, RAX, RDX);
+        return;
+    }
+    if (d <= INT32_MAX)
+        imul_rri(&c->a, RDX, RDX, (int32_t)d);
+    else
+        imul_rm(&c->a, RDX, RBX, pool_disp(c, d));
+    mov_rr(&c->a, RAX, RCX);
+    alu_rr(&c->a, ALU_SUB, RAX, RDX);
+}
+
 /* x OP y for statically known ints; RAX = result. Slow path only for faults. */
 static void int_arith(jc *c, uint32_t i, uint8_t op)
 {
     uint32_t qx = c->H - 2, qy = c->H - 1;
     vent *x = &c->vs[qx], *y = &c->vs[qy];
     uint32_t after = x64_label(&c->a);
+    if ((op == NVM_OP_DIV || op == NVM_OP_MOD) && y->kind == V_CONST && y->k >= 2) {
+        ld(c, x, qx, RAX);
+        int_divmod_const(c, op, y->k);
+        bin_result_reg(c, RAX, TM_INT);
+        return;
+    }
     if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
         ld(c, y, qy, RCX);
         ld(c, x, qx, RAX);
-        uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
+        uint32_t stub = slow_stub(c, i, qx, V_REG, RAX, after);
         test_rr(&c->a, RCX, RCX);
         jcc(&c->a, CC_E, stub);
         alu_ri(&c->a, ALU_CMP, RCX, -1);
@@ -671,7 +737,7 @@ static void int_arith(jc *c, uint32_t i, uint8_t op)
             mov_rr(&c->a, RAX, RDX);
     } else {
         ld(c, x, qx, RAX);
-        uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
+        uint32_t stub = slow_stub(c, i, qx, V_REG, RAX, after);
         bool imm = y->kind == V_CONST && y->k >= -128 && y->k <= 127;
         if (op == NVM_OP_MUL) {
             if (y->kind == V_CONST)
@@ -701,12 +767,8 @@ static void int_arith(jc *c, uint32_t i, uint8_t op)
         }
         jcc(&c->a, CC_O, stub);
     }
-    /* The stub continues at `after` with the result in its cell: load it into RAX there. */
-    uint32_t done = x64_label(&c->a);
-    jmp(&c->a, done);
+    /* the stub continues at `after` with the result reloaded into RAX */
     x64_bind(&c->a, after);
-    mov_rm(&c->a, RAX, R13, cell(c, qx));
-    x64_bind(&c->a, done);
     bin_result_reg(c, RAX, TM_INT);
 }
 
@@ -729,16 +791,12 @@ static void float_arith(jc *c, uint32_t i, uint8_t op)
         ldf(c, y, qy, XMM1);
         if (op == NVM_OP_DIV) {
             uint32_t after = x64_label(&c->a);
-            uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, after);
+            uint32_t stub = slow_stub(c, i, qx, V_XREG, XMM0, after);
             movq_rx(&c->a, RAX, XMM1);
             alu_rr(&c->a, ALU_ADD, RAX, RAX); /* drops the sign: zero for +0.0 and -0.0 */
             jcc(&c->a, CC_E, stub);
             sd_rr(&c->a, sop, XMM0, XMM1);
-            uint32_t done = x64_label(&c->a);
-            jmp(&c->a, done);
             x64_bind(&c->a, after);
-            movsd_xm(&c->a, XMM0, R13, cell(c, qx));
-            x64_bind(&c->a, done);
             bin_result_xreg(c, XMM0);
             return;
         }
@@ -1199,6 +1257,31 @@ static bool compile_fn(jc *c, const fninfo *f)
     c->ilabel0 = c->a.nlabels;
     for (uint32_t i = 0; i < fn->ninsn; i++)
         (void)x64_label(&c->a);
+    /* slots that only ever hold one constant: every STORE is preceded, in its block, by the same
+     * PUSH / PUSH_F64 */
+    for (uint32_t s = 0; s < S; s++)
+        c->cslot[s] = mk(V_MEM, 0); /* no STORE seen yet */
+    for (uint32_t i = 0; i < fn->ninsn; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if (in->op != NVM_OP_STORE || f->blk_of[i] == UINT32_MAX)
+            continue;
+        vent *cs = &c->cslot[in->a];
+        const nvm_insn *pv = i > 0 ? &fn->code[i - 1] : NULL;
+        bool ok = pv != NULL && f->blk_of[i - 1] == f->blk_of[i] &&
+                  (pv->op == NVM_OP_PUSH || pv->op == NVM_OP_PUSH_F64);
+        vent k = mk(V_CONST, pv != NULL && pv->op == NVM_OP_PUSH ? TM_INT : TM_FLOAT);
+        if (ok) {
+            if (pv->op == NVM_OP_PUSH)
+                k.k = pv->k.i;
+            else
+                memcpy(&k.k, &pv->k.f, 8);
+        }
+        if (!ok || cs->kind == V_SLOT || (cs->kind == V_CONST && (cs->k != k.k || cs->m != k.m))) {
+            cs->kind = V_SLOT;
+            continue;
+        }
+        *cs = k;
+    }
     /* prologue */
     alu_ri(&c->a, ALU_SUB, RSP, 8);
     if (c->has_try) {
@@ -1315,6 +1398,10 @@ static bool compile_fn(jc *c, const fninfo *f)
                     /* after a (never-taken) stub return the value is in its cell; keep the
                      * slot view, which holds the same value */
                 }
+                if (c->cslot[in->a].kind == V_CONST) {
+                    push(c, c->cslot[in->a]);
+                    break;
+                }
                 vent v = mk(V_SLOT, (tmask)(sm & TM_ANY) ? (tmask)(sm & TM_ANY) : TM_ANY);
                 v.slot = in->a;
                 push(c, v);
@@ -1353,15 +1440,12 @@ static bool compile_fn(jc *c, const fninfo *f)
             case NVM_OP_NEG: {
                 vent *x = &c->vs[H - 1];
                 if (x->m == TM_INT) {
-                    uint32_t after = x64_label(&c->a), done = x64_label(&c->a);
+                    uint32_t after = x64_label(&c->a);
                     ld(c, x, H - 1, RAX);
-                    uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, after);
+                    uint32_t stub = slow_stub(c, i, H - 1, V_REG, RAX, after);
                     unary_r(&c->a, 3, RAX);
                     jcc(&c->a, CC_O, stub);
-                    jmp(&c->a, done);
                     x64_bind(&c->a, after);
-                    mov_rm(&c->a, RAX, R13, cell(c, H - 1));
-                    x64_bind(&c->a, done);
                     pop_n(c, 1);
                     vent r = mk(V_REG, TM_INT);
                     r.reg = (uint8_t)alloc_gpr(c);
@@ -1829,7 +1913,8 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         c.vs = malloc(sizeof(vent) * (c.W + 1));
         c.sl = malloc(c.S + 1);
         c.tmp = malloc(c.W + c.S + 1);
-        if (c.vs == NULL || c.sl == NULL || c.tmp == NULL) {
+        c.cslot = malloc(sizeof(vent) * (c.S + 1));
+        if (c.vs == NULL || c.sl == NULL || c.tmp == NULL || c.cslot == NULL) {
             c.a.oom = true;
         } else {
             compile_fn(&c, &fi);
@@ -1837,6 +1922,8 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         free(c.vs);
         free(c.sl);
         free(c.tmp);
+        free(c.cslot);
+        c.cslot = NULL;
         c.vs = NULL;
         c.sl = NULL;
         c.tmp = NULL;

@@ -288,6 +288,13 @@ static inline void imul_rm(x64_asm *a, int dst, int base, int32_t disp)
     x64_byte(a, 0xAF);
     x64_mem(a, dst, base, disp);
 }
+static inline void imul_rri(x64_asm *a, int dst, int src, int32_t imm)
+{
+    x64_rex(a, 1, dst, src, false);
+    x64_byte(a, 0x69);
+    x64_modrr(a, dst, src);
+    x64_u32(a, (uint32_t)imm);
+}
 static inline void cqo(x64_asm *a)
 {
     x64_byte(a, 0x48);
