@@ -59,14 +59,20 @@ static int single(tmask m)
 #define TAG 8 /* offsetof(nvm_value, type) */
 
 /* ---- analysis ---- */
+/* Result of ADD (add) or SUB/MUL/DIV/MOD when it does not raise: int op int is an int, a float
+ * with a number is a float, a string on either side of ADD concatenates. */
 static tmask arith_mask(tmask a, tmask b, bool add)
 {
     if (a == TM_INT && b == TM_INT)
         return TM_INT;
-    if ((a | b) == ((a | b) & TM_NUM) && (a == TM_FLOAT || b == TM_FLOAT))
+    if (!add && (a == TM_FLOAT || b == TM_FLOAT))
+        return TM_FLOAT;
+    if (add && (a | b) == ((a | b) & TM_NUM) && (a == TM_FLOAT || b == TM_FLOAT))
         return TM_FLOAT;
     if (add && ((a | b) & TM_STR))
         return (tmask)(TM_NUM | TM_STR);
+    if (add && (a == TM_FLOAT || b == TM_FLOAT))
+        return (tmask)(TM_FLOAT | TM_STR);
     return TM_NUM;
 }
 
@@ -813,19 +819,33 @@ static void guarded_arith(jc *c, uint32_t i, uint8_t op, tmask res)
     vent *x = &c->vs[qx], *y = &c->vs[qy];
     uint32_t done = x64_label(&c->a);
     uint32_t stub = slow_stub(c, i, qx, V_MEM, 0, done);
-    bool can_int = (x->m & TM_INT) && (y->m & TM_INT) && op != NVM_OP_DIV && op != NVM_OP_MOD;
+    bool can_int = (x->m & TM_INT) && (y->m & TM_INT);
     bool can_flt = (x->m & TM_FLOAT) && (y->m & TM_FLOAT) && op != NVM_OP_MOD;
     uint32_t not_int = x64_label(&c->a);
     if (can_int) {
         check_tag(c, qx, NVM_T_INT, not_int);
         check_tag(c, qy, NVM_T_INT, not_int);
         ld(c, x, qx, RAX);
-        ld(c, y, qy, RCX);
-        if (op == NVM_OP_MUL)
-            imul_rr(&c->a, RAX, RCX);
-        else
-            alu_rr(&c->a, op == NVM_OP_ADD ? ALU_ADD : ALU_SUB, RAX, RCX);
-        jcc(&c->a, CC_O, stub);
+        if ((op == NVM_OP_DIV || op == NVM_OP_MOD) && y->kind == V_CONST && y->k >= 2) {
+            int_divmod_const(c, op, y->k);
+        } else if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
+            ld(c, y, qy, RCX);
+            test_rr(&c->a, RCX, RCX);
+            jcc(&c->a, CC_E, stub);
+            alu_ri(&c->a, ALU_CMP, RCX, -1);
+            jcc(&c->a, CC_E, stub);
+            cqo(&c->a);
+            unary_r(&c->a, 7, RCX);
+            if (op == NVM_OP_MOD)
+                mov_rr(&c->a, RAX, RDX);
+        } else {
+            ld(c, y, qy, RCX);
+            if (op == NVM_OP_MUL)
+                imul_rr(&c->a, RAX, RCX);
+            else
+                alu_rr(&c->a, op == NVM_OP_ADD ? ALU_ADD : ALU_SUB, RAX, RCX);
+            jcc(&c->a, CC_O, stub);
+        }
         mov_mr(&c->a, R13, cell(c, qx), RAX);
         mov32_mi(&c->a, R13, cell(c, qx) + TAG, NVM_T_INT);
         jmp(&c->a, done);
@@ -1016,7 +1036,10 @@ static void fninfo_free(fninfo *f)
 }
 
 /* Blocks and the type analysis. false: the function is over the bounds (or out of memory). */
-static bool analyse(const nvm_module *m, const nvm_func *fn, fninfo *f)
+/* extra: more leaders (the speculation sites, in the generic version of a function with a
+ * speculative one); spec: sites whose result is assumed to be a float (speculative version). */
+static bool analyse(const nvm_module *m, const nvm_func *fn, fninfo *f, const uint8_t *extra,
+                    const uint8_t *spec)
 {
     uint32_t n = fn->ninsn, W = fn->max_height + 1, S = fn->nslots;
     memset(f, 0, sizeof *f);
@@ -1027,6 +1050,8 @@ static bool analyse(const nvm_module *m, const nvm_func *fn, fninfo *f)
     lead[0] = true;
     for (uint32_t i = 0; i < n; i++) {
         const nvm_insn *in = &fn->code[i];
+        if (extra != NULL && extra[i])
+            lead[i] = true;
         if (is_branch(in->op) || in->op == NVM_OP_ENTER_TRY)
             lead[in->a] = true;
         if (ends_block(in->op) && i + 1 < n)
@@ -1094,6 +1119,8 @@ static bool analyse(const nvm_module *m, const nvm_func *fn, fninfo *f)
                 handler = true;
             }
             xfer(m, fn, i, cur, &H, cur + W);
+            if (spec != NULL && spec[i])
+                cur[H - 1] = TM_FLOAT;
             /* the type model's stack effect must agree with the verifier's heights */
             if (!ends_block(in->op) || in->op == NVM_OP_JZ || in->op == NVM_OP_JNZ ||
                 in->op == NVM_OP_CALL) {
@@ -1162,6 +1189,36 @@ fail:
     free(lead);
     fninfo_free(f);
     return false;
+}
+
+/* Arithmetic worth speculating on in a function that computes with floats (has float constants
+ * or math): operands that may be floats but are not known to be. Returns whether any. */
+static bool spec_sites(const nvm_module *m, const nvm_func *fn, const fninfo *f, uint8_t *site,
+                       tmask *cur)
+{
+    bool floaty = false, any = false;
+    for (uint32_t i = 0; i < fn->ninsn; i++)
+        floaty |= fn->code[i].op == NVM_OP_PUSH_F64 || fn->code[i].op >= NVM_OP_MATH_POW;
+    if (!floaty)
+        return false;
+    uint32_t W = fn->max_height + 1, S = fn->nslots;
+    for (uint32_t bi = 0; bi < f->nblk; bi++) {
+        memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
+        uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
+        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
+            uint8_t op = fn->code[i].op;
+            if ((op == NVM_OP_ADD || op == NVM_OP_SUB || op == NVM_OP_MUL || op == NVM_OP_DIV) &&
+                H >= 2) {
+                tmask x = cur[H - 2], y = cur[H - 1];
+                if ((x & TM_FLOAT) && (y & TM_FLOAT) && !(x == TM_FLOAT && y == TM_FLOAT)) {
+                    site[i] = 1;
+                    any = true;
+                }
+            }
+            xfer(m, fn, i, cur, &H, cur + W);
+        }
+    }
+    return any;
 }
 
 /* Native entry of a function left to the interpreter. */
@@ -1246,7 +1303,31 @@ static void pinsn(jc *c, int r, uint32_t i)
 }
 
 /* Compiles one function; false on a bound (the function then runs interpreted). */
-static bool compile_fn(jc *c, const fninfo *f)
+/* Speculation at site i: both operands must be floats; otherwise everything goes to memory and
+ * the generic version of the function continues at instruction i (after refunding the rest of
+ * this block: the generic block at i charges its own). */
+static void spec_float(jc *c, uint32_t i, uint32_t gen0)
+{
+    uint32_t stub = x64_label(&c->a);
+    int saved = c->a.cur;
+    c->a.cur = 1;
+    x64_bind(&c->a, stub);
+    for (uint32_t q = 0; q < c->H; q++)
+        emit_mat(c, q);
+    alu_ri(&c->a, ALU_ADD, R15, (int32_t)(c->blk_end - i));
+    jmp(&c->a, gen0 + i);
+    c->a.cur = saved;
+    for (uint32_t q = c->H - 2; q < c->H; q++) {
+        check_tag(c, q, NVM_T_FLOAT, stub);
+        c->vs[q].m = TM_FLOAT;
+    }
+}
+
+/* Compiles one version of a function. ilabel0: its instruction labels (allocated by the caller);
+ * entry: emit the prologue (the version calls enter); spec/gen0: speculation sites and the
+ * generic version's instruction labels (a failed guard continues there). */
+static bool compile_fn(jc *c, const fninfo *f, uint32_t ilabel0, bool entry, const uint8_t *spec,
+                       uint32_t gen0)
 {
     const nvm_func *fn = c->fn;
     uint32_t W = c->W, S = c->S;
@@ -1254,9 +1335,7 @@ static bool compile_fn(jc *c, const fninfo *f)
     for (uint32_t i = 0; i < fn->ninsn; i++)
         c->has_try |= fn->code[i].op == NVM_OP_ENTER_TRY;
     c->unw = x64_label(&c->a);
-    c->ilabel0 = c->a.nlabels;
-    for (uint32_t i = 0; i < fn->ninsn; i++)
-        (void)x64_label(&c->a);
+    c->ilabel0 = ilabel0;
     /* slots that only ever hold one constant: every STORE is preceded, in its block, by the same
      * PUSH / PUSH_F64 */
     for (uint32_t s = 0; s < S; s++)
@@ -1283,6 +1362,8 @@ static bool compile_fn(jc *c, const fninfo *f)
         *cs = k;
     }
     /* prologue */
+    if (!entry)
+        goto body;
     alu_ri(&c->a, ALU_SUB, RSP, 8);
     if (c->has_try) {
         mov32_rm(&c->a, RAX, R12, VOFF(depth));
@@ -1292,6 +1373,7 @@ static bool compile_fn(jc *c, const fninfo *f)
     for (uint32_t s = 0; s < S; s++)
         mov32_mi(&c->a, R14, slotd(s) + TAG, NVM_T_UNDEF);
 
+body:
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
         uint32_t s = f->bstart[bi], e = f->bend[bi];
         c->blk_end = e;
@@ -1427,7 +1509,10 @@ static bool compile_fn(jc *c, const fninfo *f)
             case NVM_OP_DIV:
             case NVM_OP_MOD: {
                 tmask xm = c->vs[H - 2].m, ym = c->vs[H - 1].m;
-                if (xm == TM_INT && ym == TM_INT) {
+                if (spec != NULL && spec[i]) {
+                    spec_float(c, i, gen0);
+                    float_arith(c, i, in->op);
+                } else if (xm == TM_INT && ym == TM_INT) {
                     int_arith(c, i, in->op);
                 } else if (in->op != NVM_OP_MOD && single(xm) >= 0 && single(ym) >= 0 &&
                            ((xm | ym) & ~TM_NUM) == 0) {
@@ -1723,6 +1808,54 @@ static bool compile_fn(jc *c, const fninfo *f)
                 }
                 break;
             }
+            case NVM_OP_MATH_SQRT: {
+                vent *x = &c->vs[H - 1];
+                uint32_t after = x64_label(&c->a);
+                int r = -1;
+                if (x->m == TM_FLOAT || x->m == TM_INT) {
+                    ldf(c, x, H - 1, XMM0);
+                } else {
+                    uint32_t stub = slow_stub(c, i, H - 1, V_XREG, XMM0, after);
+                    uint32_t isint = x64_label(&c->a), go = x64_label(&c->a);
+                    mat(c, H - 1);
+                    alu32_mi(&c->a, ALU_CMP, R13, cell(c, H - 1) + TAG, NVM_T_FLOAT);
+                    jcc(&c->a, CC_NE, isint);
+                    movsd_xm(&c->a, XMM0, R13, cell(c, H - 1));
+                    jmp(&c->a, go);
+                    x64_bind(&c->a, isint);
+                    alu32_mi(&c->a, ALU_CMP, R13, cell(c, H - 1) + TAG, NVM_T_INT);
+                    jcc(&c->a, CC_NE, stub);
+                    mov_rm(&c->a, RAX, R13, cell(c, H - 1));
+                    cvtsi2sd_xr(&c->a, XMM0, RAX);
+                    x64_bind(&c->a, go);
+                }
+                sd_rr(&c->a, SD_SQRT, XMM0, XMM0);
+                x64_bind(&c->a, after);
+                pop_n(c, 1);
+                vent v = mk(V_XREG, TM_FLOAT);
+                r = alloc_xmm(c);
+                v.reg = (uint8_t)r;
+                movapd_rr(&c->a, r, XMM0);
+                push(c, v);
+                break;
+            }
+            case NVM_OP_ARR_PUSH: {
+                /* append in place while there is capacity; the helper grows the array */
+                uint32_t done = x64_label(&c->a);
+                uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
+                check_tag(c, H - 2, NVM_T_ARRAY, stub);
+                obj_of(c, H - 2);
+                mov32_rm(&c->a, RDX, RCX, (int32_t)offsetof(nvm_array, len));
+                alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_array, cap));
+                jcc(&c->a, CC_AE, stub);
+                alu32_mi(&c->a, ALU_ADD, RCX, (int32_t)offsetof(nvm_array, len), 1);
+                shift_ri(&c->a, 4, RDX, 4);
+                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_array, items));
+                store_to(c, &c->vs[H - 1], H - 1, RDX, 0, false);
+                x64_bind(&c->a, done);
+                pop_n(c, 1); /* the array stays */
+                break;
+            }
             case NVM_OP_ARR_LEN:
             case NVM_OP_LEN: {
                 uint32_t after = x64_label(&c->a), done = x64_label(&c->a);
@@ -1899,11 +2032,22 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         while (c.a.b[0].len % 16 != 0)
             x64_byte(&c.a, 0x90);
         x64_bind(&c.a, c.flabel[f]);
-        fninfo fi;
-        if (!analyse(m, fn, &fi)) {
+        fninfo fi, fs, fg;
+        memset(&fs, 0, sizeof fs);
+        memset(&fg, 0, sizeof fg);
+        if (!analyse(m, fn, &fi, NULL, NULL)) {
             emit_interp_entry(&c);
             blob->ninterp++;
             continue;
+        }
+        uint8_t *site = calloc(fn->ninsn + 1, 1);
+        tmask *scratch = malloc(fn->max_height + 1 + fn->nslots + 1);
+        bool spec = site != NULL && scratch != NULL && spec_sites(m, fn, &fi, site, scratch);
+        free(scratch);
+        if (spec && (!analyse(m, fn, &fs, NULL, site) || !analyse(m, fn, &fg, site, NULL))) {
+            fninfo_free(&fs);
+            fninfo_free(&fg);
+            spec = false;
         }
         c.fn = fn;
         c.fi = f;
@@ -1917,7 +2061,23 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         if (c.vs == NULL || c.sl == NULL || c.tmp == NULL || c.cslot == NULL) {
             c.a.oom = true;
         } else {
-            compile_fn(&c, &fi);
+            uint32_t l0 = c.a.nlabels;
+            for (uint32_t i = 0; i < fn->ninsn; i++)
+                (void)x64_label(&c.a);
+            if (!spec) {
+                compile_fn(&c, &fi, l0, true, NULL, 0);
+            } else {
+                uint32_t g0 = c.a.nlabels;
+                for (uint32_t i = 0; i < fn->ninsn; i++)
+                    (void)x64_label(&c.a);
+                compile_fn(&c, &fs, l0, true, site, g0);
+                compile_fn(&c, &fg, g0, false, NULL, 0);
+            }
+        }
+        free(site);
+        if (spec) {
+            fninfo_free(&fs);
+            fninfo_free(&fg);
         }
         free(c.vs);
         free(c.sl);
