@@ -17,7 +17,7 @@
  *      the block, hands the frame to the interpreter, which stops at the exact instruction.
  *      A faulting instruction refunds the rest of its block, so gas used matches the
  *      interpreter on every path.
- *   4. Slow paths step the instruction in the interpreter (nvm_jit_step): one implementation of
+ *   4. Slow paths step the instruction in the interpreter (nvm_rt_step): one implementation of
  *      every semantic rule, error message and capability call.
  * Hardening: no constant of the program reaches executable memory. Values that do not fit in a
  * signed byte live in the module's constant pool, a separate read-only (never executable)
@@ -32,235 +32,11 @@
 
 #include "jit.h"
 #include "x64.h"
-
-/* ---- type masks ---- */
-typedef uint8_t tmask;
-#define TM(t) ((tmask)(1u << (t)))
-#define TM_NULL TM(NVM_T_NULL)
-#define TM_BOOL TM(NVM_T_BOOL)
-#define TM_INT TM(NVM_T_INT)
-#define TM_FLOAT TM(NVM_T_FLOAT)
-#define TM_STR TM(NVM_T_STR)
-#define TM_ARR TM(NVM_T_ARRAY)
-#define TM_MAP TM(NVM_T_MAP)
-#define TM_UNDEF TM(NVM_T_UNDEF)
-#define TM_ANY ((tmask)0x7F)
-#define TM_NUM ((tmask)(TM_INT | TM_FLOAT))
-
-static int single(tmask m)
-{
-    for (int t = 0; t < 7; t++)
-        if (m == TM(t))
-            return t;
-    return -1;
-}
+#include "../native/analysis.h"
+#include "../native/nrt.h"
 
 #define VOFF(f) ((int32_t)offsetof(nvm_vm, f))
 #define TAG 8 /* offsetof(nvm_value, type) */
-
-/* ---- analysis ---- */
-/* Result of ADD (add) or SUB/MUL/DIV/MOD when it does not raise: int op int is an int, a float
- * with a number is a float, a string on either side of ADD concatenates. */
-static tmask arith_mask(tmask a, tmask b, bool add)
-{
-    if (a == TM_INT && b == TM_INT)
-        return TM_INT;
-    if (!add && (a == TM_FLOAT || b == TM_FLOAT))
-        return TM_FLOAT;
-    if (add && (a | b) == ((a | b) & TM_NUM) && (a == TM_FLOAT || b == TM_FLOAT))
-        return TM_FLOAT;
-    if (add && ((a | b) & TM_STR))
-        return (tmask)(TM_NUM | TM_STR);
-    if (add && (a == TM_FLOAT || b == TM_FLOAT))
-        return (tmask)(TM_FLOAT | TM_STR);
-    return TM_NUM;
-}
-
-static tmask cast_mask(int t)
-{
-    switch (t) {
-    case NVM_CAST_INT: return TM_INT;
-    case NVM_CAST_FLOAT: return TM_FLOAT;
-    case NVM_CAST_STR: return TM_STR;
-    default: return TM_BOOL;
-    }
-}
-
-/* The type effect of instruction i on (stk[0..*H), sl). */
-static void xfer(const nvm_module *m, const nvm_func *fn, uint32_t i, tmask *stk, uint32_t *H,
-                 tmask *sl)
-{
-    const nvm_insn *in = &fn->code[i];
-    uint32_t h = *H;
-    tmask a = h >= 2 ? stk[h - 2] : 0, b = h >= 1 ? stk[h - 1] : 0;
-    switch (in->op) {
-    case NVM_OP_NOP:
-    case NVM_OP_JMP:
-    case NVM_OP_ENTER_TRY:
-    case NVM_OP_EXIT_TRY:
-    case NVM_OP_RET:
-    case NVM_OP_HALT:
-    case NVM_OP_THROW: break;
-    case NVM_OP_PUSH: stk[h++] = TM_INT; break;
-    case NVM_OP_PUSH_F64: stk[h++] = TM_FLOAT; break;
-    case NVM_OP_PUSH_STR: stk[h++] = TM_STR; break;
-    case NVM_OP_PUSH_BOOL: stk[h++] = TM_BOOL; break;
-    case NVM_OP_PUSH_NULL: stk[h++] = TM_NULL; break;
-    case NVM_OP_POP: h--; break;
-    case NVM_OP_DUP:
-        stk[h] = b;
-        h++;
-        break;
-    case NVM_OP_SWAP:
-        stk[h - 2] = b;
-        stk[h - 1] = a;
-        break;
-    case NVM_OP_ROT: {
-        tmask t = stk[h - 3];
-        stk[h - 3] = a;
-        stk[h - 2] = b;
-        stk[h - 1] = t;
-        break;
-    }
-    case NVM_OP_PICK:
-        stk[h] = stk[h - 1 - in->a];
-        h++;
-        break;
-    case NVM_OP_ROLL: {
-        tmask t = stk[h - 1 - in->a];
-        memmove(stk + h - 1 - in->a, stk + h - in->a, in->a);
-        stk[h - 1] = t;
-        break;
-    }
-    case NVM_OP_LOAD: {
-        tmask v = sl[in->a] & TM_ANY;
-        stk[h++] = v != 0 ? v : TM_ANY;
-        break;
-    }
-    case NVM_OP_STORE: sl[in->a] = stk[--h]; break;
-    case NVM_OP_ADD:
-        h--;
-        stk[h - 1] = arith_mask(a, b, true);
-        break;
-    case NVM_OP_SUB:
-    case NVM_OP_MUL:
-    case NVM_OP_DIV:
-    case NVM_OP_MOD:
-        h--;
-        stk[h - 1] = arith_mask(a, b, false);
-        break;
-    case NVM_OP_NEG: stk[h - 1] = (b == TM_INT || b == TM_FLOAT) ? b : TM_NUM; break;
-    case NVM_OP_EQ:
-    case NVM_OP_NE:
-    case NVM_OP_LT:
-    case NVM_OP_LE:
-    case NVM_OP_GT:
-    case NVM_OP_GE:
-    case NVM_OP_AND:
-    case NVM_OP_OR:
-    case NVM_OP_STR_CONTAINS:
-    case NVM_OP_STR_STARTS_WITH:
-    case NVM_OP_STR_ENDS_WITH:
-    case NVM_OP_MAP_HAS:
-        h--;
-        stk[h - 1] = TM_BOOL;
-        break;
-    case NVM_OP_NOT: stk[h - 1] = TM_BOOL; break;
-    case NVM_OP_BITAND:
-    case NVM_OP_BITOR:
-    case NVM_OP_BITXOR:
-    case NVM_OP_SHL:
-    case NVM_OP_SHR:
-    case NVM_OP_STR_FIND:
-    case NVM_OP_STR_ORD:
-        h--;
-        stk[h - 1] = TM_INT;
-        break;
-    case NVM_OP_BITNOT:
-    case NVM_OP_ARR_LEN:
-    case NVM_OP_LEN: stk[h - 1] = TM_INT; break;
-    case NVM_OP_JZ:
-    case NVM_OP_JNZ: h--; break;
-    case NVM_OP_CALL: {
-        const nvm_func *cf = &m->funcs[in->a];
-        h -= cf->consumed;
-        if (cf->returns)
-            stk[h++] = TM_ANY;
-        break;
-    }
-    case NVM_OP_CAP_CALL: {
-        uint32_t after = (uint32_t)(fn->heights[i + 1] + (int32_t)fn->consumed);
-        h -= in->b;
-        if (after > h)
-            stk[h++] = TM_ANY;
-        break;
-    }
-    case NVM_OP_TYPEOF: stk[h - 1] = TM_STR; break;
-    case NVM_OP_CAST: stk[h - 1] = cast_mask(in->b); break;
-    case NVM_OP_NEW_ARRAY:
-        h -= in->a;
-        stk[h++] = TM_ARR;
-        break;
-    case NVM_OP_ARR_GET:
-    case NVM_OP_MAP_GET:
-        h--;
-        stk[h - 1] = TM_ANY;
-        break;
-    case NVM_OP_ARR_SET:
-        h -= 2;
-        stk[h - 1] = TM_ARR;
-        break;
-    case NVM_OP_ARR_PUSH:
-    case NVM_OP_MAKE_RANGE:
-    case NVM_OP_STR_SPLIT:
-        h--;
-        stk[h - 1] = TM_ARR;
-        break;
-    case NVM_OP_ARR_POP:
-    case NVM_OP_GET_FIELD: stk[h - 1] = TM_ANY; break;
-    case NVM_OP_NEW_OBJ: stk[h++] = TM_MAP; break;
-    case NVM_OP_SET_FIELD:
-    case NVM_OP_MAP_DEL:
-        h--;
-        stk[h - 1] = TM_MAP;
-        break;
-    case NVM_OP_MAP_SET:
-        h -= 2;
-        stk[h - 1] = TM_MAP;
-        break;
-    case NVM_OP_MAP_KEYS: stk[h - 1] = TM_ARR; break;
-    case NVM_OP_STR_REPLACE:
-    case NVM_OP_STR_SUB:
-        h -= 2;
-        stk[h - 1] = TM_STR;
-        break;
-    case NVM_OP_STR_JOIN:
-    case NVM_OP_STR_FMT_FIXED:
-        h--;
-        stk[h - 1] = TM_STR;
-        break;
-    case NVM_OP_STR_TO_UPPER:
-    case NVM_OP_STR_TO_LOWER:
-    case NVM_OP_STR_TRIM:
-    case NVM_OP_STR_CHR: stk[h - 1] = TM_STR; break;
-    case NVM_OP_MATH_POW:
-        h--;
-        stk[h - 1] = TM_FLOAT;
-        break;
-    default: /* one-operand math */ stk[h - 1] = TM_FLOAT; break;
-    }
-    *H = h;
-}
-
-static bool is_branch(uint8_t op)
-{
-    return op == NVM_OP_JMP || op == NVM_OP_JZ || op == NVM_OP_JNZ;
-}
-static bool ends_block(uint8_t op)
-{
-    return is_branch(op) || op == NVM_OP_CALL || op == NVM_OP_RET || op == NVM_OP_HALT ||
-           op == NVM_OP_THROW;
-}
 
 /* ---- the compiler's state ---- */
 enum { V_MEM, V_SLOT, V_CONST, V_REG, V_XREG };
@@ -454,7 +230,7 @@ static void ldf(jc *c, const vent *e, uint32_t q, int x)
 /* Writes e to the value at [base + d] (payload and, unless `tag_known`, the tag). */
 static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool tag_known)
 {
-    int t = single(e->m);
+    int t = nvm_tm_single(e->m);
     switch (e->kind) {
     case V_MEM:
         if (base == R13 && d == cell(c, q))
@@ -599,7 +375,7 @@ static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int re
     for (uint32_t q = 0; q < c->H; q++)
         emit_mat(c, q);
     helper_args_step(c, i, c->H);
-    call_abs(&c->a, X64_FN(nvm_jit_fast));
+    call_abs(&c->a, X64_FN(nvm_rt_fast));
     check_helper(c, i);
     for (uint32_t q = 0; q < keep && q < c->H; q++) {
         const vent *e = &c->vs[q];
@@ -622,7 +398,7 @@ static void step_inline(jc *c, uint32_t i)
 {
     flush_all(c);
     helper_args_step(c, i, c->H);
-    call_abs(&c->a, X64_FN(nvm_jit_fast));
+    call_abs(&c->a, X64_FN(nvm_rt_fast));
     check_helper(c, i);
 }
 
@@ -908,7 +684,8 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
         return true;
     }
     bool nums = (x->m | y->m) == ((x->m | y->m) & TM_NUM) && (x->m == TM_FLOAT || y->m == TM_FLOAT);
-    if (nums && single(x->m) >= 0 && single(y->m) >= 0 && op != NVM_OP_EQ && op != NVM_OP_NE) {
+    if (nums && nvm_tm_single(x->m) >= 0 && nvm_tm_single(y->m) >= 0 && op != NVM_OP_EQ &&
+        op != NVM_OP_NE) {
         ldf(c, x, qx, XMM0);
         ldf(c, y, qy, XMM1);
         /* NaN compares false: ucomisd sets CF/ZF/PF on unordered, so use above/above-equal */
@@ -929,7 +706,7 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
         for (uint32_t q = 0; q < c->H; q++)
             emit_mat(c, q);
         helper_args_step(c, i, c->H);
-        call_abs(&c->a, X64_FN(nvm_jit_fast));
+        call_abs(&c->a, X64_FN(nvm_rt_fast));
         check_helper(c, i);
         for (uint32_t q = 0; q < qx; q++) {
             const vent *e = &c->vs[q];
@@ -985,7 +762,7 @@ static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
         pop_n(c, 1);
         return;
     }
-    /* unknown: bools inline, anything else through nvm_jit_truthy */
+    /* unknown: bools inline, anything else through nvm_rt_truthy */
     mat(c, q);
     uint32_t slow = x64_label(&c->a), test = x64_label(&c->a), notbool = x64_label(&c->a);
     alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, NVM_T_BOOL);
@@ -1008,7 +785,7 @@ static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
         x64_bind(&c->a, slow);
         mov_rr(&c->a, RDI, R12);
         lea(&c->a, RSI, R13, cell(c, q));
-        call_abs(&c->a, X64_FN(nvm_jit_truthy));
+        call_abs(&c->a, X64_FN(nvm_rt_truthy));
         jmp(&c->a, test);
         c->a.cur = saved;
         (void)back;
@@ -1017,210 +794,6 @@ static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
 }
 
 /* ---- whole functions ---- */
-typedef struct fninfo {
-    uint32_t *blk_of; /* instruction -> block index, UINT32_MAX when unreachable */
-    uint32_t *bstart; /* block -> first instruction */
-    uint32_t *bend;   /* block -> end (exclusive) */
-    uint32_t nblk;
-    tmask *state; /* block -> W + S masks at its entry (stack positions, then slots) */
-    bool *seen;   /* block -> state valid */
-} fninfo;
-
-static void fninfo_free(fninfo *f)
-{
-    free(f->blk_of);
-    free(f->bstart);
-    free(f->bend);
-    free(f->state);
-    free(f->seen);
-}
-
-/* Blocks and the type analysis. false: the function is over the bounds (or out of memory). */
-/* extra: more leaders (the speculation sites, in the generic version of a function with a
- * speculative one); spec: sites whose result is assumed to be a float (speculative version). */
-static bool analyse(const nvm_module *m, const nvm_func *fn, fninfo *f, const uint8_t *extra,
-                    const uint8_t *spec)
-{
-    uint32_t n = fn->ninsn, W = fn->max_height + 1, S = fn->nslots;
-    memset(f, 0, sizeof *f);
-    bool *lead = calloc(n + 1, 1);
-    f->blk_of = malloc(sizeof(uint32_t) * (n + 1));
-    if (lead == NULL || f->blk_of == NULL)
-        goto fail;
-    lead[0] = true;
-    for (uint32_t i = 0; i < n; i++) {
-        const nvm_insn *in = &fn->code[i];
-        if (extra != NULL && extra[i])
-            lead[i] = true;
-        if (is_branch(in->op) || in->op == NVM_OP_ENTER_TRY)
-            lead[in->a] = true;
-        if (ends_block(in->op) && i + 1 < n)
-            lead[i + 1] = true;
-    }
-    uint32_t nb = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (lead[i] && fn->heights[i] != INT32_MIN)
-            nb++;
-    if ((uint64_t)nb * (W + S) > NVM_JIT_MAX_STATE)
-        goto fail;
-    f->bstart = malloc(sizeof(uint32_t) * (nb + 1));
-    f->bend = malloc(sizeof(uint32_t) * (nb + 1));
-    f->state = calloc((size_t)nb * (W + S) + 1, 1);
-    f->seen = calloc(nb + 1, 1);
-    if (f->bstart == NULL || f->bend == NULL || f->state == NULL || f->seen == NULL)
-        goto fail;
-    uint32_t b = UINT32_MAX;
-    for (uint32_t i = 0; i < n; i++) {
-        if (fn->heights[i] == INT32_MIN) {
-            f->blk_of[i] = UINT32_MAX;
-            continue;
-        }
-        if (lead[i] || b == UINT32_MAX || ends_block(fn->code[i - 1].op)) {
-            b = f->nblk++;
-            f->bstart[b] = i;
-        }
-        f->blk_of[i] = b;
-        f->bend[b] = i + 1;
-    }
-    free(lead);
-    lead = NULL;
-    /* fixed point: the join of the states flowing into each block (masks only grow) */
-    tmask *cur = malloc(W + S + 1);
-    uint32_t *work = malloc(sizeof(uint32_t) * (f->nblk + 1));
-    bool *queued = calloc(f->nblk + 1, 1);
-    if (cur == NULL || work == NULL || queued == NULL) {
-        free(cur);
-        free(work);
-        free(queued);
-        goto fail;
-    }
-    uint32_t nw = 0;
-    if (f->nblk > 0) {
-        tmask *s0 = f->state;
-        for (uint32_t q = 0; q < fn->consumed; q++)
-            s0[q] = TM_ANY;
-        memset(s0 + W, TM_UNDEF, S);
-        f->seen[0] = true;
-        work[nw++] = 0;
-        queued[0] = true;
-    }
-    while (nw > 0) {
-        uint32_t bi = work[--nw];
-        queued[bi] = false;
-        memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
-        uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
-        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
-            const nvm_insn *in = &fn->code[i];
-            uint32_t succ[2];
-            int ns = 0;
-            bool handler = false;
-            if (in->op == NVM_OP_ENTER_TRY) {
-                succ[ns++] = in->a;
-                handler = true;
-            }
-            xfer(m, fn, i, cur, &H, cur + W);
-            if (spec != NULL && spec[i])
-                cur[H - 1] = TM_FLOAT;
-            /* the type model's stack effect must agree with the verifier's heights */
-            if (!ends_block(in->op) || in->op == NVM_OP_JZ || in->op == NVM_OP_JNZ ||
-                in->op == NVM_OP_CALL) {
-                if (i + 1 >= n || fn->heights[i + 1] == INT32_MIN ||
-                    (int64_t)H != (int64_t)fn->heights[i + 1] + fn->consumed || H > W) {
-                    if (!(i + 1 < n && fn->heights[i + 1] == INT32_MIN)) {
-                        free(cur);
-                        free(work);
-                        free(queued);
-                        goto fail;
-                    }
-                }
-            }
-            if (is_branch(in->op))
-                succ[ns++] = in->a;
-            for (int k = 0; k < ns; k++) {
-                uint32_t tb = f->blk_of[succ[k]];
-                if (tb == UINT32_MAX)
-                    continue;
-                tmask *ts = f->state + (size_t)tb * (W + S);
-                bool changed = !f->seen[tb];
-                if (handler && k == 0) {
-                    for (uint32_t q = 0; q < W; q++)
-                        changed |= ts[q] != TM_ANY, ts[q] = TM_ANY;
-                    for (uint32_t q = 0; q < S; q++)
-                        changed |= ts[W + q] != (TM_ANY | TM_UNDEF),
-                            ts[W + q] = (tmask)(TM_ANY | TM_UNDEF);
-                } else {
-                    for (uint32_t q = 0; q < W + S; q++) {
-                        tmask nm = (tmask)(ts[q] | cur[q]);
-                        changed |= nm != ts[q];
-                        ts[q] = nm;
-                    }
-                }
-                f->seen[tb] = true;
-                if (changed && !queued[tb]) {
-                    queued[tb] = true;
-                    work[nw++] = tb;
-                }
-            }
-            if (i + 1 == f->bend[bi] && i + 1 < n && in->op != NVM_OP_JMP && in->op != NVM_OP_RET &&
-                in->op != NVM_OP_HALT && in->op != NVM_OP_THROW) {
-                uint32_t tb = f->blk_of[i + 1];
-                if (tb != UINT32_MAX) {
-                    tmask *ts = f->state + (size_t)tb * (W + S);
-                    bool changed = !f->seen[tb];
-                    for (uint32_t q = 0; q < W + S; q++) {
-                        tmask nm = (tmask)(ts[q] | cur[q]);
-                        changed |= nm != ts[q];
-                        ts[q] = nm;
-                    }
-                    f->seen[tb] = true;
-                    if (changed && !queued[tb]) {
-                        queued[tb] = true;
-                        work[nw++] = tb;
-                    }
-                }
-            }
-        }
-    }
-    free(cur);
-    free(work);
-    free(queued);
-    return true;
-fail:
-    free(lead);
-    fninfo_free(f);
-    return false;
-}
-
-/* Arithmetic worth speculating on in a function that computes with floats (has float constants
- * or math): operands that may be floats but are not known to be. Returns whether any. */
-static bool spec_sites(const nvm_module *m, const nvm_func *fn, const fninfo *f, uint8_t *site,
-                       tmask *cur)
-{
-    bool floaty = false, any = false;
-    for (uint32_t i = 0; i < fn->ninsn; i++)
-        floaty |= fn->code[i].op == NVM_OP_PUSH_F64 || fn->code[i].op >= NVM_OP_MATH_POW;
-    if (!floaty)
-        return false;
-    uint32_t W = fn->max_height + 1, S = fn->nslots;
-    for (uint32_t bi = 0; bi < f->nblk; bi++) {
-        memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
-        uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
-        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
-            uint8_t op = fn->code[i].op;
-            if ((op == NVM_OP_ADD || op == NVM_OP_SUB || op == NVM_OP_MUL || op == NVM_OP_DIV) &&
-                H >= 2) {
-                tmask x = cur[H - 2], y = cur[H - 1];
-                if ((x & TM_FLOAT) && (y & TM_FLOAT) && !(x == TM_FLOAT && y == TM_FLOAT)) {
-                    site[i] = 1;
-                    any = true;
-                }
-            }
-            xfer(m, fn, i, cur, &H, cur + W);
-        }
-    }
-    return any;
-}
-
 /* Native entry of a function left to the interpreter. */
 static void emit_interp_entry(jc *c)
 {
@@ -1229,7 +802,7 @@ static void emit_interp_entry(jc *c)
     mov_rr(&c->a, RDI, R12);
     mov_rr(&c->a, RSI, R13);
     mov_rr(&c->a, RDX, R14);
-    call_abs(&c->a, X64_FN(nvm_jit_interp_call));
+    call_abs(&c->a, X64_FN(nvm_rt_interp_call));
     mov_rm(&c->a, R15, R12, VOFF(jit_gas));
     alu_ri(&c->a, ALU_ADD, RSP, 8);
     ret(&c->a);
@@ -1262,18 +835,18 @@ static void emit_gas(jc *c, uint32_t s, uint32_t e)
     mov_ri(&c->a, RSI, L);
     mov_ri(&c->a, RDX, s);
     lea(&c->a, RCX, R13, cell(c, c->H));
-    call_abs(&c->a, X64_FN(nvm_jit_gas));
+    call_abs(&c->a, X64_FN(nvm_rt_gas));
     mov_rm(&c->a, R15, R12, VOFF(jit_gas));
     test32_rr(&c->a, RAX, RAX);
     jcc(&c->a, CC_E, again);
-    alu_ri(&c->a, ALU_CMP, RAX, NVM_JIT_DEOPT);
+    alu_ri(&c->a, ALU_CMP, RAX, NVM_RT_DEOPT);
     jcc(&c->a, CC_NE, c->unw);
     /* the rest of this frame runs in the interpreter */
     mov_rr(&c->a, RDI, R12);
     mov_ri(&c->a, RSI, s);
     lea(&c->a, RDX, R13, cell(c, c->H));
     mov_rr(&c->a, RCX, R14);
-    call_abs(&c->a, X64_FN(nvm_jit_deopt));
+    call_abs(&c->a, X64_FN(nvm_rt_deopt));
     mov_rm(&c->a, R15, R12, VOFF(jit_gas));
     alu_ri(&c->a, ALU_ADD, RSP, 8);
     ret(&c->a);
@@ -1326,8 +899,8 @@ static void spec_float(jc *c, uint32_t i, uint32_t gen0)
 /* Compiles one version of a function. ilabel0: its instruction labels (allocated by the caller);
  * entry: emit the prologue (the version calls enter); spec/gen0: speculation sites and the
  * generic version's instruction labels (a failed guard continues there). */
-static bool compile_fn(jc *c, const fninfo *f, uint32_t ilabel0, bool entry, const uint8_t *spec,
-                       uint32_t gen0)
+static bool compile_fn(jc *c, const nvm_fninfo *f, uint32_t ilabel0, bool entry,
+                       const uint8_t *spec, uint32_t gen0)
 {
     const nvm_func *fn = c->fn;
     uint32_t W = c->W, S = c->S;
@@ -1495,7 +1068,7 @@ body:
                     if (c->vs[q].kind == V_SLOT && c->vs[q].slot == n)
                         mat(c, q);
                 vent *v = &c->vs[H - 1];
-                int t = single(v->m);
+                int t = nvm_tm_single(v->m);
                 bool known = t >= 0 && c->sl[n] == v->m;
                 if (!(v->kind == V_SLOT && v->slot == n))
                     store_to(c, v, H - 1, R14, slotd(n), known);
@@ -1514,11 +1087,11 @@ body:
                     float_arith(c, i, in->op);
                 } else if (xm == TM_INT && ym == TM_INT) {
                     int_arith(c, i, in->op);
-                } else if (in->op != NVM_OP_MOD && single(xm) >= 0 && single(ym) >= 0 &&
-                           ((xm | ym) & ~TM_NUM) == 0) {
+                } else if (in->op != NVM_OP_MOD && nvm_tm_single(xm) >= 0 &&
+                           nvm_tm_single(ym) >= 0 && ((xm | ym) & ~TM_NUM) == 0) {
                     float_arith(c, i, in->op);
                 } else {
-                    guarded_arith(c, i, in->op, arith_mask(xm, ym, in->op == NVM_OP_ADD));
+                    guarded_arith(c, i, in->op, nvm_arith_mask(xm, ym, in->op == NVM_OP_ADD));
                 }
                 break;
             }
@@ -1669,7 +1242,7 @@ body:
                     lea(&c->a, RDX, R13, cell(c, h));
                     lea(&c->a, RCX, R14, slotd(S));
                     mov_ri(&c->a, R8, i);
-                    call_abs(&c->a, X64_FN(nvm_jit_call_space));
+                    call_abs(&c->a, X64_FN(nvm_rt_call_space));
                     pop_r(&c->a, RCX);
                     pop_r(&c->a, RDX);
                     mov_rm(&c->a, R14, R12, VOFF(slots));
@@ -1700,14 +1273,14 @@ body:
                     c->a.cur = 1;
                     x64_bind(&c->a, slow);
                     mov_rr(&c->a, RDI, R12);
-                    call_abs(&c->a, X64_FN(nvm_jit_drop_handlers));
+                    call_abs(&c->a, X64_FN(nvm_rt_drop_handlers));
                     jmp(&c->a, back);
                     c->a.cur = saved;
                 }
                 pop_n(c, 1);
                 break;
             }
-            case NVM_OP_HALT: emit_epilogue(c, NVM_JIT_END); break;
+            case NVM_OP_HALT: emit_epilogue(c, NVM_RT_END); break;
             case NVM_OP_GET_FIELD: {
                 uint32_t done = x64_label(&c->a);
                 uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
@@ -1881,7 +1454,7 @@ body:
                     c->tmp[q] = c->vs[q].m;
                 memcpy(c->tmp + W, c->sl, S);
                 uint32_t hh = H;
-                xfer(c->m, fn, i, c->tmp, &hh, c->tmp + W);
+                nvm_xfer(c->m, fn, i, c->tmp, &hh, c->tmp + W);
                 c->H = hh < H ? hh : H; /* all in memory after the step: no registers */
                 while (c->H < hh)
                     push(c, mk(V_MEM, 0));
@@ -1898,7 +1471,7 @@ body:
               last == NVM_OP_THROW))
             flush_all(c);
         if (last == NVM_OP_THROW) {
-            mov_ri(&c->a, RAX, NVM_JIT_ERR);
+            mov_ri(&c->a, RAX, NVM_RT_ERR);
             jmp(&c->a, c->unw);
         }
     }
@@ -1906,12 +1479,12 @@ body:
     x64_bind(&c->a, c->unw);
     {
         uint32_t out = x64_label(&c->a);
-        alu_ri(&c->a, ALU_CMP, RAX, NVM_JIT_END);
+        alu_ri(&c->a, ALU_CMP, RAX, NVM_RT_END);
         jcc(&c->a, CC_E, out);
         if (c->has_try) {
             mov_rr(&c->a, RDI, R12);
             mov32_rm(&c->a, RSI, RSP, 0);
-            call_abs(&c->a, X64_FN(nvm_jit_catch));
+            call_abs(&c->a, X64_FN(nvm_rt_catch));
             test32_rr(&c->a, RAX, RAX);
             uint32_t none = x64_label(&c->a);
             jcc(&c->a, CC_S, none);
@@ -1923,7 +1496,7 @@ body:
                 jcc(&c->a, CC_E, c->ilabel0 + in->a);
             }
             x64_bind(&c->a, none);
-            mov_ri(&c->a, RAX, NVM_JIT_ERR);
+            mov_ri(&c->a, RAX, NVM_RT_ERR);
         }
         x64_bind(&c->a, out);
         alu_ri(&c->a, ALU_ADD, RSP, 8);
@@ -2032,21 +1605,22 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         while (c.a.b[0].len % 16 != 0)
             x64_byte(&c.a, 0x90);
         x64_bind(&c.a, c.flabel[f]);
-        fninfo fi, fs, fg;
+        nvm_fninfo fi, fs, fg;
         memset(&fs, 0, sizeof fs);
         memset(&fg, 0, sizeof fg);
-        if (!analyse(m, fn, &fi, NULL, NULL)) {
+        if (!nvm_analyse(m, fn, &fi, NULL, NULL)) {
             emit_interp_entry(&c);
             blob->ninterp++;
             continue;
         }
         uint8_t *site = calloc(fn->ninsn + 1, 1);
         tmask *scratch = malloc(fn->max_height + 1 + fn->nslots + 1);
-        bool spec = site != NULL && scratch != NULL && spec_sites(m, fn, &fi, site, scratch);
+        bool spec = site != NULL && scratch != NULL && nvm_spec_sites(m, fn, &fi, site, scratch);
         free(scratch);
-        if (spec && (!analyse(m, fn, &fs, NULL, site) || !analyse(m, fn, &fg, site, NULL))) {
-            fninfo_free(&fs);
-            fninfo_free(&fg);
+        if (spec &&
+            (!nvm_analyse(m, fn, &fs, NULL, site) || !nvm_analyse(m, fn, &fg, site, NULL))) {
+            nvm_fninfo_free(&fs);
+            nvm_fninfo_free(&fg);
             spec = false;
         }
         c.fn = fn;
@@ -2076,8 +1650,8 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         }
         free(site);
         if (spec) {
-            fninfo_free(&fs);
-            fninfo_free(&fg);
+            nvm_fninfo_free(&fs);
+            nvm_fninfo_free(&fg);
         }
         free(c.vs);
         free(c.sl);
@@ -2087,7 +1661,7 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         c.vs = NULL;
         c.sl = NULL;
         c.tmp = NULL;
-        fninfo_free(&fi);
+        nvm_fninfo_free(&fi);
     }
     if (c.a.oom)
         goto oom;

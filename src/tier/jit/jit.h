@@ -25,14 +25,11 @@
 #include "nanovm.h"
 #include "../../vm/vm.h"
 
-enum { NVM_JIT_OK = 0, NVM_JIT_ERR = 1, NVM_JIT_END = 2, NVM_JIT_DEOPT = 3 };
-
 /* Bounds per module: instructions compiled and machine code size. A module over them runs on
- * the interpreter; a function whose analysis would need more than NVM_JIT_MAX_STATE bytes runs
- * interpreted behind a native entry. */
+ * the interpreter; a function whose analysis would need more than NVM_NATIVE_MAX_STATE bytes
+ * (analysis.h) runs interpreted behind a native entry. */
 #define NVM_JIT_MAX_INSNS 2000000u
 #define NVM_JIT_MAX_CODE (256u << 20)
-#define NVM_JIT_MAX_STATE (64u << 20)
 
 /* A compiled module: one executable mapping. */
 typedef struct nvm_jit_blob {
@@ -61,17 +58,5 @@ nvm_status nvm_jit_get(nvm_code_cache *c, const nvm_module *m, const nvm_jit_blo
                        nvm_jit_blob **owned, nvm_error *err);
 
 bool nvm_jit_supported(void);
-
-/* ---- runtime helpers called from compiled code (jitrt.c) ---- */
-int nvm_jit_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas);
-int nvm_jit_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas);
-int nvm_jit_truthy(nvm_vm *vm, const nvm_value *v);
-int nvm_jit_gas(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top);
-int nvm_jit_deopt(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots);
-int nvm_jit_interp_call(nvm_vm *vm, nvm_value *base, nvm_value *slots);
-int nvm_jit_call_space(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cslots,
-                       uint32_t idx);
-int nvm_jit_catch(nvm_vm *vm, uint32_t frame);
-void nvm_jit_drop_handlers(nvm_vm *vm);
 
 #endif

@@ -1,0 +1,246 @@
+/* nrt.c - the runtime of the native tiers (JIT, AOT): the helpers compiled code calls, each a thin
+ * layer over the interpreter's own entry points (nvm_interp_resume), so that slow paths, errors,
+ * capability calls and the exact gas exhaustion point are the interpreter's. Portable C. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrt.h"
+
+/* ---- helpers ---- */
+int nvm_rt_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas)
+{
+    nvm_frame *fr = &vm->frames[vm->depth - 1];
+    fr->ip = fr->pf->code + idx;
+    vm->sp = (uint32_t)(top - vm->stack);
+    bool ended;
+    int64_t g = gas;
+    nvm_status st =
+        nvm_interp_resume(vm, NVM_INTERP_STEP, (uint32_t)(slots - vm->slots), &g, &ended);
+    if (st != NVM_OK) {
+        vm->jit_status = st;
+        return NVM_RT_ERR;
+    }
+    return NVM_RT_OK;
+}
+
+/* The common non-inline operations called directly, with the interpreter's exact semantics:
+ * the operands stay on the stack (rooted) during the call and the same arena functions raise the
+ * same errors; anything else (wrong operand types, the rarer forms) is stepped. */
+int nvm_rt_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas)
+{
+    nvm_frame *fr = &vm->frames[vm->depth - 1];
+    const nvm_insn *in = fr->pf->code + idx;
+    nvm_value out;
+    nvm_status st;
+    fr->ip = in;
+    vm->sp = (uint32_t)(top - vm->stack);
+    switch (in->op) {
+    case NVM_OP_ADD:
+        if (top[-2].type == NVM_T_STR || top[-1].type == NVM_T_STR) {
+            if ((top[-2].type == NVM_T_INT || top[-2].type == NVM_T_FLOAT) &&
+                (top[-1].type == NVM_T_INT || top[-1].type == NVM_T_FLOAT))
+                break;
+            st = nvm_str_concat(vm, top[-2], top[-1], &out);
+            goto two;
+        }
+        break;
+    case NVM_OP_EQ:
+    case NVM_OP_NE: {
+        bool r = nvm_equal(vm, top[-2], top[-1]);
+        top[-2] = nvm_bool(in->op == NVM_OP_EQ ? r : !r);
+        return NVM_RT_OK;
+    }
+    case NVM_OP_MAP_GET:
+        if (top[-2].type != NVM_T_MAP)
+            break;
+        st = nvm_map_get(vm, top[-2], top[-1], &out, NULL);
+        goto two;
+    case NVM_OP_MAP_HAS: {
+        if (top[-2].type != NVM_T_MAP)
+            break;
+        bool found = false;
+        st = nvm_map_get(vm, top[-2], top[-1], &out, &found);
+        out = nvm_bool(found);
+        goto two;
+    }
+    case NVM_OP_MAP_SET:
+        if (top[-3].type != NVM_T_MAP)
+            break;
+        st = nvm_map_set(vm, top[-3], top[-2], top[-1]);
+        goto done;
+    case NVM_OP_MAP_DEL:
+        if (top[-2].type != NVM_T_MAP)
+            break;
+        st = nvm_map_del(vm, top[-2], top[-1]);
+        goto done;
+    case NVM_OP_MAP_KEYS:
+        if (top[-1].type != NVM_T_MAP)
+            break;
+        st = nvm_map_keys(vm, top[-1], &out);
+        goto one;
+    case NVM_OP_NEW_OBJ:
+        st = nvm_map_new(vm, &out);
+        if (st == NVM_OK)
+            top[0] = out;
+        goto done;
+    case NVM_OP_ARR_PUSH:
+        if (top[-2].type != NVM_T_ARRAY)
+            break;
+        st = nvm_array_push(vm, top[-2], top[-1]);
+        goto done;
+    case NVM_OP_ARR_POP:
+        if (top[-1].type != NVM_T_ARRAY)
+            break;
+        st = nvm_array_pop(vm, top[-1], &out);
+        goto one;
+    case NVM_OP_LEN:
+    case NVM_OP_ARR_LEN: st = nvm_len(vm, top[-1], &out); goto one;
+    case NVM_OP_TYPEOF: st = nvm_typeof(vm, top[-1], &out); goto one;
+    case NVM_OP_CAST: st = nvm_cast(vm, top[-1], in->b, &out); goto one;
+    case NVM_OP_STR_CONTAINS: st = nvm_str_contains(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_SPLIT: st = nvm_str_split(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_JOIN: st = nvm_str_join(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_STARTS_WITH: st = nvm_str_starts_with(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_ENDS_WITH: st = nvm_str_ends_with(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_TO_UPPER: st = nvm_str_to_upper(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_TO_LOWER: st = nvm_str_to_lower(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_TRIM: st = nvm_str_trim(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_FIND: st = nvm_str_find(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_ORD: st = nvm_str_ord(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_CHR: st = nvm_str_chr(vm, top[-1], &out); goto one;
+    case NVM_OP_STR_FMT_FIXED: st = nvm_str_fmt_fixed(vm, top[-2], top[-1], &out); goto two;
+    case NVM_OP_STR_REPLACE:
+        st = nvm_str_replace(vm, top[-3], top[-2], top[-1], &out);
+        if (st == NVM_OK)
+            top[-3] = out;
+        goto done;
+    case NVM_OP_STR_SUB:
+        st = nvm_str_sub(vm, top[-3], top[-2], top[-1], &out);
+        if (st == NVM_OK)
+            top[-3] = out;
+        goto done;
+    default: break;
+    }
+    return nvm_rt_step(vm, idx, top, slots, gas);
+one:
+    if (st == NVM_OK)
+        top[-1] = out;
+    goto done;
+two:
+    if (st == NVM_OK)
+        top[-2] = out;
+done:
+    if (st != NVM_OK) {
+        vm->jit_status = st;
+        return NVM_RT_ERR;
+    }
+    return NVM_RT_OK;
+}
+
+int nvm_rt_truthy(nvm_vm *vm, const nvm_value *v)
+{
+    return nvm_truthy(vm, *v) ? 1 : 0;
+}
+
+int nvm_rt_gas(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top)
+{
+    while (vm->jit_gas < (int64_t)need && vm->gas_rest > 0) {
+        int64_t chunk = vm->gas_rest < NVM_GAS_CHUNK ? vm->gas_rest : NVM_GAS_CHUNK;
+        vm->gas_rest -= chunk;
+        vm->jit_gas += chunk;
+        if (vm->cfg.interrupt == NULL)
+            continue;
+        nvm_frame *fr = &vm->frames[vm->depth - 1];
+        fr->ip = fr->pf->code + idx;
+        vm->sp = (uint32_t)(top - vm->stack);
+        vm->gas_used = vm->gas_start - vm->gas_rest - vm->jit_gas;
+        vm->err.status = NVM_OK;
+        nvm_status st = vm->cfg.interrupt(vm->cfg.interrupt_ud);
+        if (st != NVM_OK) {
+            if (vm->err.status != st)
+                nvm_vm_raise(vm, st, "%s after %lld instructions", nvm_status_meaning(st),
+                             (long long)vm->gas_used);
+            vm->jit_status = st;
+            return NVM_RT_ERR;
+        }
+    }
+    return vm->jit_gas >= (int64_t)need ? NVM_RT_OK : NVM_RT_DEOPT;
+}
+
+static int run_frame(nvm_vm *vm, uint32_t slot_base)
+{
+    bool ended = false;
+    nvm_status st = nvm_interp_resume(vm, NVM_INTERP_RUN, slot_base, &vm->jit_gas, &ended);
+    if (st != NVM_OK) {
+        vm->jit_status = st;
+        return NVM_RT_ERR;
+    }
+    return ended ? NVM_RT_END : NVM_RT_OK;
+}
+
+int nvm_rt_deopt(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots)
+{
+    nvm_frame *fr = &vm->frames[vm->depth - 1];
+    fr->ip = fr->pf->code + idx;
+    vm->sp = (uint32_t)(top - vm->stack);
+    return run_frame(vm, (uint32_t)(slots - vm->slots));
+}
+
+int nvm_rt_interp_call(nvm_vm *vm, nvm_value *base, nvm_value *slots)
+{
+    nvm_frame *fr = &vm->frames[vm->depth - 1];
+    fr->ip = fr->pf->code;
+    for (uint32_t i = 0; i < fr->pf->nslots; i++)
+        slots[i].type = NVM_T_UNDEF;
+    vm->sp = (uint32_t)(base - vm->stack);
+    return run_frame(vm, (uint32_t)(slots - vm->slots));
+}
+
+int nvm_rt_call_space(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cslots, uint32_t idx)
+{
+    nvm_frame *fr = &vm->frames[vm->depth - 1];
+    fr->ip = fr->pf->code + idx;
+    vm->sp = (uint32_t)(top - vm->stack);
+    nvm_status st =
+        nvm_vm_call_space(vm, &vm->pfuncs[callee], vm->sp, (uint32_t)(cslots - vm->slots));
+    if (st != NVM_OK) {
+        vm->jit_status = st;
+        return NVM_RT_ERR;
+    }
+    return NVM_RT_OK;
+}
+
+int nvm_rt_catch(nvm_vm *vm, uint32_t frame)
+{
+    nvm_status st = vm->jit_status;
+    uint32_t n = vm->nhandlers;
+    if ((st != NVM_E_PROGRAM && st != NVM_E_DENIED) || n == 0 || vm->handlers[n - 1].frame != frame)
+        return -1;
+    nvm_handler h = vm->handlers[n - 1];
+    vm->nhandlers = n - 1;
+    vm->depth = h.frame + 1;
+    nvm_value v;
+    if (vm->thrown_pending) {
+        v = vm->thrown;
+        vm->thrown_pending = false;
+    } else {
+        vm->sp = h.sp;
+        st = nvm_str_new(vm, vm->err.message, strlen(vm->err.message), &v);
+        if (st != NVM_OK) {
+            vm->jit_status = st;
+            return -1;
+        }
+    }
+    vm->stack[h.sp] = v;
+    vm->sp = h.sp + 1;
+    vm->jit_status = NVM_OK;
+    return (int)h.target;
+}
+
+void nvm_rt_drop_handlers(nvm_vm *vm)
+{
+    uint32_t n = vm->nhandlers;
+    while (n > 0 && vm->handlers[n - 1].frame == vm->depth - 1)
+        n--;
+    vm->nhandlers = n;
+}
