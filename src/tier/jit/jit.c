@@ -655,7 +655,10 @@ static void guarded_arith(jc *c, uint32_t i, uint8_t op, tmask res)
 
 /* Comparison producing EAX = 0/1 (or flags for a fused branch when `fused_cc` is non-NULL).
  * Returns true when the result is in flags with condition *cc, false when in EAX. */
-static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
+/* fuse_target: the label of a fused JZ/JNZ (jump when the result is `fuse_when`), or UINT32_MAX.
+ * Returns 1 when the result is in flags (condition *cc), 0 when in EAX, 2 when the fused branch
+ * has been emitted. */
+static int compare(jc *c, uint32_t i, uint8_t op, int *cc, uint32_t fuse_target, bool fuse_when)
 {
     uint32_t qx = c->H - 2, qy = c->H - 1;
     vent *x = &c->vs[qx], *y = &c->vs[qy];
@@ -674,14 +677,14 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
             alu_rr(&c->a, ALU_CMP, RAX, RCX);
         }
         *cc = int_cc(op);
-        return true;
+        return 1;
     }
     if (x->m == TM_BOOL && y->m == TM_BOOL && (op == NVM_OP_EQ || op == NVM_OP_NE)) {
         ld(c, x, qx, RAX);
         ld(c, y, qy, RCX);
         alu_rr(&c->a, ALU_CMP, RAX, RCX);
         *cc = int_cc(op);
-        return true;
+        return 1;
     }
     bool nums = (x->m | y->m) == ((x->m | y->m) & TM_NUM) && (x->m == TM_FLOAT || y->m == TM_FLOAT);
     if (nums && nvm_tm_single(x->m) >= 0 && nvm_tm_single(y->m) >= 0 && op != NVM_OP_EQ &&
@@ -694,7 +697,7 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
         else
             ucomisd_rr(&c->a, XMM0, XMM1);
         *cc = (op == NVM_OP_LT || op == NVM_OP_GT) ? CC_A : CC_AE;
-        return true;
+        return 1;
     }
     /* unknown types: int fast path, else the interpreter; the bool lands in EAX */
     uint32_t done = x64_label(&c->a);
@@ -716,6 +719,10 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
                 movsd_xm(&c->a, e->reg, R13, cell(c, q));
         }
         mov32_rm(&c->a, RAX, R13, cell(c, qx));
+        if (fuse_target != UINT32_MAX) {
+            test32_rr(&c->a, RAX, RAX);
+            jcc(&c->a, fuse_when ? CC_NE : CC_E, fuse_target);
+        }
         jmp(&c->a, done);
         c->a.cur = saved;
     }
@@ -725,12 +732,15 @@ static bool compare(jc *c, uint32_t i, uint8_t op, int *cc)
         ld(c, x, qx, RCX);
         ld(c, y, qy, RDX);
         alu_rr(&c->a, ALU_CMP, RCX, RDX);
-        setcc(&c->a, int_cc(op), RAX);
+        if (fuse_target != UINT32_MAX)
+            jcc(&c->a, fuse_when ? int_cc(op) : (int_cc(op) ^ 1), fuse_target);
+        else
+            setcc(&c->a, int_cc(op), RAX);
     } else {
         jmp(&c->a, slow);
     }
     x64_bind(&c->a, done);
-    return false;
+    return fuse_target != UINT32_MAX ? 2 : 0;
 }
 
 /* JZ/JNZ on the top entry (already the only entry left unflushed). */
@@ -1136,12 +1146,14 @@ body:
                 if (fuse)
                     flush_below(c, H - 2);
                 int cc = 0;
-                bool flags = compare(c, i, in->op, &cc);
+                uint32_t target = fuse ? c->ilabel0 + nx->a : UINT32_MAX;
+                int flags = compare(c, i, in->op, &cc, target, fuse && nx->op == NVM_OP_JNZ);
                 if (fuse) {
                     /* charge of the JZ/JNZ is in this block; the branch ends it */
                     pop_n(c, 2);
-                    uint32_t target = c->ilabel0 + nx->a;
-                    if (flags) {
+                    if (flags == 2) {
+                        /* emitted by compare */
+                    } else if (flags) {
                         jcc(&c->a, nx->op == NVM_OP_JNZ ? cc : (cc ^ 1), target);
                     } else {
                         test32_rr(&c->a, RAX, RAX);
