@@ -907,10 +907,11 @@ static void spec_float(jc *c, uint32_t i, uint32_t gen0)
 }
 
 /* Compiles one version of a function. ilabel0: its instruction labels (allocated by the caller);
- * entry: emit the prologue (the version calls enter); spec/gen0: speculation sites and the
- * generic version's instruction labels (a failed guard continues there). */
+ * entry: emit the prologue (the version calls enter); spec/argspec/gen0: speculation sites,
+ * argument types assumed on entry and the generic version's instruction labels (a failed guard
+ * continues there). */
 static bool compile_fn(jc *c, const nvm_fninfo *f, uint32_t ilabel0, bool entry,
-                       const uint8_t *spec, uint32_t gen0)
+                       const uint8_t *spec, const tmask *argspec, uint32_t gen0)
 {
     const nvm_func *fn = c->fn;
     uint32_t W = c->W, S = c->S;
@@ -955,6 +956,14 @@ static bool compile_fn(jc *c, const nvm_fninfo *f, uint32_t ilabel0, bool entry,
     }
     for (uint32_t s = 0; s < S; s++)
         mov32_mi(&c->a, R14, slotd(s) + TAG, NVM_T_UNDEF);
+    /* speculative version: arguments of the assumed types, else the generic version */
+    for (uint32_t q = 0; argspec != NULL && q < c->consumed; q++) {
+        int t = nvm_tm_single(argspec[q]);
+        if (t < 0)
+            continue;
+        alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, t);
+        jcc(&c->a, CC_NE, gen0);
+    }
 
 body:
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
@@ -1620,17 +1629,20 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
         nvm_fninfo fi, fs, fg;
         memset(&fs, 0, sizeof fs);
         memset(&fg, 0, sizeof fg);
-        if (!nvm_analyse(m, fn, &fi, NULL, NULL)) {
+        if (!nvm_analyse(m, fn, &fi, NULL, NULL, NULL)) {
             emit_interp_entry(&c);
             blob->ninterp++;
             continue;
         }
         uint8_t *site = calloc(fn->ninsn + 1, 1);
         tmask *scratch = malloc(fn->max_height + 1 + fn->nslots + 1);
-        bool spec = site != NULL && scratch != NULL && nvm_spec_sites(m, fn, &fi, site, scratch);
+        tmask *argspec = calloc(fn->consumed + 1, 1);
+        bool spec = site != NULL && scratch != NULL && argspec != NULL &&
+                    nvm_spec_sites(m, fn, &fi, site, scratch);
+        spec |= argspec != NULL && site != NULL && nvm_spec_args(fn, argspec);
         free(scratch);
-        if (spec &&
-            (!nvm_analyse(m, fn, &fs, NULL, site) || !nvm_analyse(m, fn, &fg, site, NULL))) {
+        if (spec && (!nvm_analyse(m, fn, &fs, NULL, site, argspec) ||
+                     !nvm_analyse(m, fn, &fg, site, NULL, NULL))) {
             nvm_fninfo_free(&fs);
             nvm_fninfo_free(&fg);
             spec = false;
@@ -1651,16 +1663,17 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
             for (uint32_t i = 0; i < fn->ninsn; i++)
                 (void)x64_label(&c.a);
             if (!spec) {
-                compile_fn(&c, &fi, l0, true, NULL, 0);
+                compile_fn(&c, &fi, l0, true, NULL, NULL, 0);
             } else {
                 uint32_t g0 = c.a.nlabels;
                 for (uint32_t i = 0; i < fn->ninsn; i++)
                     (void)x64_label(&c.a);
-                compile_fn(&c, &fs, l0, true, site, g0);
-                compile_fn(&c, &fg, g0, false, NULL, 0);
+                compile_fn(&c, &fs, l0, true, site, argspec, g0);
+                compile_fn(&c, &fg, g0, false, NULL, NULL, 0);
             }
         }
         free(site);
+        free(argspec);
         if (spec) {
             nvm_fninfo_free(&fs);
             nvm_fninfo_free(&fg);

@@ -230,7 +230,7 @@ void nvm_fninfo_free(nvm_fninfo *f)
 /* extra: more leaders (the speculation sites, in the generic version of a function with a
  * speculative one); spec: sites whose result is assumed to be a float (speculative version). */
 bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const uint8_t *extra,
-                 const uint8_t *spec)
+                 const uint8_t *spec, const tmask *argspec)
 {
     uint32_t n = fn->ninsn, W = fn->max_height + 1, S = fn->nslots;
     memset(f, 0, sizeof *f);
@@ -289,7 +289,7 @@ bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const u
     if (f->nblk > 0) {
         tmask *s0 = f->state;
         for (uint32_t q = 0; q < fn->consumed; q++)
-            s0[q] = TM_ANY;
+            s0[q] = argspec != NULL && argspec[q] != 0 ? argspec[q] : TM_ANY;
         memset(s0 + W, TM_UNDEF, S);
         f->seen[0] = true;
         work[nw++] = 0;
@@ -409,5 +409,63 @@ bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f
             nvm_xfer(m, fn, i, cur, &H, cur + W);
         }
     }
+    return any;
+}
+
+static bool binary_num_op(uint8_t op)
+{
+    return (op >= NVM_OP_ADD && op <= NVM_OP_MOD) || (op >= NVM_OP_EQ && op <= NVM_OP_GE);
+}
+
+bool nvm_spec_args(const nvm_func *fn, tmask *argspec)
+{
+    uint32_t n = fn->ninsn, S = fn->nslots, cons = fn->consumed;
+    bool any = false;
+    if (cons == 0 || S == 0)
+        return false;
+    uint8_t *vote = calloc(S, 1);
+    int64_t *arg_slot = malloc(sizeof(int64_t) * cons);
+    if (vote == NULL || arg_slot == NULL)
+        goto done;
+    for (uint32_t p = 0; p < cons; p++)
+        arg_slot[p] = -1;
+    /* the leading STOREs take the arguments, the top (the last pushed) first */
+    for (uint32_t k = 0; k < cons && k < n; k++) {
+        if (fn->code[k].op != NVM_OP_STORE || fn->heights[k] != -(int32_t)k)
+            break;
+        arg_slot[cons - 1 - k] = fn->code[k].a;
+    }
+    /* a LOAD next to an int (float) constant in arithmetic or a comparison votes int (float) */
+    for (uint32_t j = 0; j + 1 < n; j++) {
+        if (fn->code[j].op != NVM_OP_LOAD)
+            continue;
+        uint32_t sl = fn->code[j].a;
+        uint8_t nx = fn->code[j + 1].op;
+        uint8_t nx2 = j + 2 < n ? fn->code[j + 2].op : NVM_OP_NOP;
+        uint8_t pv = j > 0 ? fn->code[j - 1].op : NVM_OP_NOP;
+        if ((nx == NVM_OP_PUSH && binary_num_op(nx2)) || (pv == NVM_OP_PUSH && binary_num_op(nx)))
+            vote[sl] |= 1;
+        if ((nx == NVM_OP_PUSH_F64 && binary_num_op(nx2)) ||
+            (pv == NVM_OP_PUSH_F64 && binary_num_op(nx)))
+            vote[sl] |= 2;
+    }
+    /* copies (LOAD a; STORE b) pass b's votes to a */
+    for (int pass = 0; pass < 3; pass++)
+        for (uint32_t j = 0; j + 1 < n; j++)
+            if (fn->code[j].op == NVM_OP_LOAD && fn->code[j + 1].op == NVM_OP_STORE)
+                vote[fn->code[j].a] |= vote[fn->code[j + 1].a];
+    for (uint32_t p = 0; p < cons; p++) {
+        argspec[p] = 0;
+        if (arg_slot[p] < 0)
+            continue;
+        uint8_t v = vote[arg_slot[p]];
+        if (v == 1 || v == 2) {
+            argspec[p] = v == 1 ? TM_INT : TM_FLOAT;
+            any = true;
+        }
+    }
+done:
+    free(vote);
+    free(arg_slot);
     return any;
 }
