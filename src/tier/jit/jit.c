@@ -238,8 +238,8 @@ static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool
         mov_rm(&c->a, RAX, R13, cell(c, q));
         mov_mr(&c->a, base, d, RAX);
         if (!tag_known) {
-            mov32_rm(&c->a, RAX, R13, cell(c, q) + TAG);
-            mov32_mr(&c->a, base, d + TAG, RAX);
+            mov_rm(&c->a, RAX, R13, cell(c, q) + TAG);
+            mov_mr(&c->a, base, d + TAG, RAX);
         }
         return;
     case V_SLOT:
@@ -249,10 +249,10 @@ static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool
         mov_mr(&c->a, base, d, RAX);
         if (!tag_known) {
             if (t >= 0) {
-                mov32_mi(&c->a, base, d + TAG, (uint32_t)t);
+                mov64_mi(&c->a, base, d + TAG, (int32_t)(uint32_t)t);
             } else {
-                mov32_rm(&c->a, RAX, R14, slotd(e->slot) + TAG);
-                mov32_mr(&c->a, base, d + TAG, RAX);
+                mov_rm(&c->a, RAX, R14, slotd(e->slot) + TAG);
+                mov_mr(&c->a, base, d + TAG, RAX);
             }
         }
         return;
@@ -268,7 +268,7 @@ static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool
     default: movsd_mx(&c->a, base, d, e->reg); break;
     }
     if (!tag_known)
-        mov32_mi(&c->a, base, d + TAG, (uint32_t)t);
+        mov64_mi(&c->a, base, d + TAG, (int32_t)(uint32_t)t);
 }
 /* Emits the write of entry q to its cell without changing the compile-time state. */
 static void emit_mat(jc *c, uint32_t q)
@@ -623,7 +623,7 @@ static void guarded_arith(jc *c, uint32_t i, uint8_t op, tmask res)
             jcc(&c->a, CC_O, stub);
         }
         mov_mr(&c->a, R13, cell(c, qx), RAX);
-        mov32_mi(&c->a, R13, cell(c, qx) + TAG, NVM_T_INT);
+        mov64_mi(&c->a, R13, cell(c, qx) + TAG, (int32_t)NVM_T_INT);
         jmp(&c->a, done);
     }
     x64_bind(&c->a, not_int);
@@ -643,7 +643,7 @@ static void guarded_arith(jc *c, uint32_t i, uint8_t op, tmask res)
         }
         sd_rr(&c->a, sop, XMM0, XMM1);
         movsd_mx(&c->a, R13, cell(c, qx), XMM0);
-        mov32_mi(&c->a, R13, cell(c, qx) + TAG, NVM_T_FLOAT);
+        mov64_mi(&c->a, R13, cell(c, qx) + TAG, (int32_t)NVM_T_FLOAT);
         jmp(&c->a, done);
     } else {
         jmp(&c->a, stub);
@@ -955,7 +955,7 @@ static bool compile_fn(jc *c, const nvm_fninfo *f, uint32_t ilabel0, bool entry,
         mov_mr(&c->a, RSP, 0, RAX);
     }
     for (uint32_t s = 0; s < S; s++)
-        mov32_mi(&c->a, R14, slotd(s) + TAG, NVM_T_UNDEF);
+        mov64_mi(&c->a, R14, slotd(s) + TAG, (int32_t)NVM_T_UNDEF);
     /* speculative version: arguments of the assumed types, else the generic version */
     for (uint32_t q = 0; argspec != NULL && q < c->consumed; q++) {
         int t = nvm_tm_single(argspec[q]);
@@ -1008,7 +1008,7 @@ body:
                 mov_rm(&c->a, RAX, R12, VOFF(consts));
                 mov_rm(&c->a, RCX, RAX, (int32_t)(16 * in->a));
                 mov_mr(&c->a, R13, cell(c, H), RCX);
-                mov32_mi(&c->a, R13, cell(c, H) + TAG, NVM_T_STR);
+                mov64_mi(&c->a, R13, cell(c, H) + TAG, (int32_t)NVM_T_STR);
                 push(c, mk(V_MEM, TM_STR));
                 break;
             case NVM_OP_POP: pop_n(c, 1); break;
@@ -1046,15 +1046,15 @@ body:
                     mat(c, q);
                 /* rotate cells lo..H-1 left by one through RDX:ECX (the saved bottom) */
                 mov_rm(&c->a, RDX, R13, cell(c, lo));
-                mov32_rm(&c->a, RCX, R13, cell(c, lo) + TAG);
+                mov_rm(&c->a, RCX, R13, cell(c, lo) + TAG);
                 for (uint32_t q = lo; q + 1 < H; q++) {
                     mov_rm(&c->a, RAX, R13, cell(c, q + 1));
                     mov_mr(&c->a, R13, cell(c, q), RAX);
-                    mov32_rm(&c->a, RAX, R13, cell(c, q + 1) + TAG);
-                    mov32_mr(&c->a, R13, cell(c, q) + TAG, RAX);
+                    mov_rm(&c->a, RAX, R13, cell(c, q + 1) + TAG);
+                    mov_mr(&c->a, R13, cell(c, q) + TAG, RAX);
                 }
                 mov_mr(&c->a, R13, cell(c, H - 1), RDX);
-                mov32_mr(&c->a, R13, cell(c, H - 1) + TAG, RCX);
+                mov_mr(&c->a, R13, cell(c, H - 1) + TAG, RCX);
                 tmask t = c->vs[lo].m;
                 for (uint32_t q = lo; q + 1 < H; q++)
                     c->vs[q].m = c->vs[q + 1].m;
@@ -1326,8 +1326,8 @@ body:
                 jcc(&c->a, CC_NE, stub);
                 mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value));
                 mov_mr(&c->a, R13, cell(c, H - 1), RAX);
-                mov32_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value) + TAG);
-                mov32_mr(&c->a, R13, cell(c, H - 1) + TAG, RAX);
+                mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value) + TAG);
+                mov_mr(&c->a, R13, cell(c, H - 1) + TAG, RAX);
                 x64_bind(&c->a, done);
                 pop_n(c, 1);
                 push(c, mk(V_MEM, TM_ANY));
@@ -1390,8 +1390,8 @@ body:
                 } else {
                     mov_rm(&c->a, RAX, RDX, 0);
                     mov_mr(&c->a, R13, cell(c, qa), RAX);
-                    mov32_rm(&c->a, RAX, RDX, TAG);
-                    mov32_mr(&c->a, R13, cell(c, qa) + TAG, RAX);
+                    mov_rm(&c->a, RAX, RDX, TAG);
+                    mov_mr(&c->a, R13, cell(c, qa) + TAG, RAX);
                 }
                 x64_bind(&c->a, done);
                 if (set) {
