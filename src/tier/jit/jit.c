@@ -425,14 +425,6 @@ static void bin_result_reg(jc *c, int src_scratch, tmask t)
     mov_rr(&c->a, e.reg, src_scratch);
     push(c, e);
 }
-static void bin_result_xreg(jc *c, int src_x)
-{
-    pop_n(c, 2);
-    vent e = mk(V_XREG, TM_FLOAT);
-    e.reg = (uint8_t)alloc_xmm(c);
-    movapd_rr(&c->a, e.reg, src_x);
-    push(c, e);
-}
 
 /* Signed division by a constant d >= 2 as a multiply (Hacker's Delight, 10-1): q = the high
  * half of M * n, plus n when M is negative, shifted right by s, plus 1 when n is negative. */
@@ -557,34 +549,47 @@ static void int_arith(jc *c, uint32_t i, uint8_t op)
 static void float_arith(jc *c, uint32_t i, uint8_t op)
 {
     uint32_t qx = c->H - 2, qy = c->H - 1;
+    /* the result register: x's own when x is a float register (it dies here), else a fresh one
+     * (allocating may spill an operand to memory, so the entries are read afterwards) */
+    bool inplace = c->vs[qx].kind == V_XREG;
+    int r = inplace ? c->vs[qx].reg : alloc_xmm(c);
     vent *x = &c->vs[qx], *y = &c->vs[qy];
-    ldf(c, x, qx, XMM0);
+    if (!inplace)
+        ldf(c, x, qx, r);
     uint8_t sop = op == NVM_OP_ADD   ? SD_ADD
                   : op == NVM_OP_SUB ? SD_SUB
                   : op == NVM_OP_MUL ? SD_MUL
                                      : SD_DIV;
-    if (y->m == TM_FLOAT && y->kind == V_CONST && op != NVM_OP_DIV)
-        sd_rm(&c->a, sop, XMM0, RBX, pool_disp(c, y->k));
-    else if (y->m == TM_FLOAT && y->kind == V_MEM && op != NVM_OP_DIV)
-        sd_rm(&c->a, sop, XMM0, R13, cell(c, qy));
-    else if (y->m == TM_FLOAT && y->kind == V_SLOT && op != NVM_OP_DIV)
-        sd_rm(&c->a, sop, XMM0, R14, slotd(y->slot));
-    else {
+    if (y->m == TM_FLOAT && y->kind == V_CONST && op != NVM_OP_DIV) {
+        sd_rm(&c->a, sop, r, RBX, pool_disp(c, y->k));
+    } else if (y->m == TM_FLOAT && y->kind == V_MEM && op != NVM_OP_DIV) {
+        sd_rm(&c->a, sop, r, R13, cell(c, qy));
+    } else if (y->m == TM_FLOAT && y->kind == V_SLOT && op != NVM_OP_DIV) {
+        sd_rm(&c->a, sop, r, R14, slotd(y->slot));
+    } else if (y->m == TM_FLOAT && y->kind == V_XREG && op != NVM_OP_DIV) {
+        sd_rr(&c->a, sop, r, y->reg);
+    } else {
         ldf(c, y, qy, XMM1);
         if (op == NVM_OP_DIV) {
             uint32_t after = x64_label(&c->a);
-            uint32_t stub = slow_stub(c, i, qx, V_XREG, XMM0, after);
+            uint32_t stub = slow_stub(c, i, qx, V_XREG, r, after);
             movq_rx(&c->a, RAX, XMM1);
             alu_rr(&c->a, ALU_ADD, RAX, RAX); /* drops the sign: zero for +0.0 and -0.0 */
             jcc(&c->a, CC_E, stub);
-            sd_rr(&c->a, sop, XMM0, XMM1);
+            sd_rr(&c->a, sop, r, XMM1);
             x64_bind(&c->a, after);
-            bin_result_xreg(c, XMM0);
-            return;
+        } else {
+            sd_rr(&c->a, sop, r, XMM1);
         }
-        sd_rr(&c->a, sop, XMM0, XMM1);
     }
-    bin_result_xreg(c, XMM0);
+    /* pop both operands, keeping r */
+    free_reg(c, &c->vs[qy]);
+    if (!inplace)
+        free_reg(c, &c->vs[qx]);
+    c->H -= 2;
+    vent e = mk(V_XREG, TM_FLOAT);
+    e.reg = (uint8_t)r;
+    push(c, e);
 }
 
 /* Arithmetic on operands of unknown type: int fast path, float fast path, else a step. The
