@@ -1,6 +1,7 @@
 /* jitrt.c - the JIT tier's runtime: the helpers compiled code calls (each a thin layer over the
  * interpreter's own entry points, so that slow paths, errors and capability calls are the
- * interpreter's), the run driver (a private native stack, the trampoline) and the code cache.
+ * interpreter's), the run driver (a private native stack, the trampoline) and compiling through
+ * the code cache.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "jit.h"
+#include "../native/codecache.h"
 #include "../native/nrt.h"
 
 /* ---- the run driver ---- */
@@ -69,56 +71,10 @@ nvm_status nvm_jit_run(nvm_vm *vm, const nvm_jit_blob *blob)
     return nvm_vm_run_with(vm, jit_runner, (void *)blob);
 }
 
-/* ---- the code cache: modules keyed by their exact bytecode ---- */
-typedef struct cache_entry {
-    uint8_t *key;
-    size_t key_len;
-    nvm_jit_blob *blob;
-} cache_entry;
-
-struct nvm_code_cache {
-    cache_entry *e;
-    size_t n, cap;
-    nvm_code_stats stats;
-};
-
-nvm_status nvm_code_cache_new(nvm_code_cache **out)
+/* ---- through the code cache (src/tier/native/codecache.c) ---- */
+static void blob_free(void *b)
 {
-    if (out == NULL)
-        return NVM_E_USAGE;
-    *out = calloc(1, sizeof **out);
-    return *out != NULL ? NVM_OK : NVM_E_MEMORY;
-}
-
-void nvm_code_cache_free(nvm_code_cache *c)
-{
-    if (c == NULL)
-        return;
-    for (size_t i = 0; i < c->n; i++) {
-        free(c->e[i].key);
-        nvm_jit_blob_free(c->e[i].blob);
-    }
-    free(c->e);
-    free(c);
-}
-
-void nvm_code_cache_stats(const nvm_code_cache *c, nvm_code_stats *out)
-{
-    if (out == NULL)
-        return;
-    if (c == NULL)
-        memset(out, 0, sizeof *out);
-    else
-        *out = c->stats;
-}
-
-static void count(nvm_code_cache *c, const nvm_jit_blob *b, const nvm_module *m)
-{
-    c->stats.modules++;
-    c->stats.functions += m->nfuncs;
-    c->stats.insns += b->insns;
-    c->stats.code_bytes += b->size;
-    c->stats.compile_ns += b->compile_ns;
+    nvm_jit_blob_free(b);
 }
 
 nvm_status nvm_jit_get(nvm_code_cache *c, const nvm_module *m, const nvm_jit_blob **out,
@@ -138,41 +94,31 @@ nvm_status nvm_jit_get(nvm_code_cache *c, const nvm_module *m, const nvm_jit_blo
     nvm_status st = nvm_module_to_bytecode(m, &data, &len, err);
     if (st != NVM_OK)
         return st;
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->e[i].key_len == len && memcmp(c->e[i].key, data, len) == 0) {
-            nvm_module_free_buffer(m, data, len);
-            c->stats.hits++;
-            *out = c->e[i].blob;
-            return NVM_OK;
-        }
+    void *hit = nvm_code_cache_find(c, data, len);
+    if (hit != NULL) {
+        nvm_module_free_buffer(m, data, len);
+        *out = hit;
+        return NVM_OK;
     }
     nvm_jit_blob *b = NULL;
-    uint8_t *key = malloc(len + 1);
-    if (key == NULL || (c->n == c->cap && c->cap > SIZE_MAX / 2 / sizeof(cache_entry))) {
-        free(key);
-        nvm_module_free_buffer(m, data, len);
-        return nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "JIT cache: out of memory");
-    }
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 8;
-        cache_entry *q = realloc(c->e, sizeof *q * nc);
-        if (q == NULL) {
-            free(key);
-            nvm_module_free_buffer(m, data, len);
-            return nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "JIT cache: out of memory");
-        }
-        c->e = q;
-        c->cap = nc;
-    }
-    memcpy(key, data, len);
-    nvm_module_free_buffer(m, data, len);
     st = nvm_jit_compile(m, &b, err);
-    if (st != NVM_OK) {
-        free(key);
-        return st;
+    if (st == NVM_OK) {
+        st = nvm_code_cache_add(c, data, len, b, blob_free);
+        if (st != NVM_OK) {
+            nvm_jit_blob_free(b);
+            b = NULL;
+            nvm_error_set(err, st, NULL, 0, 0, "JIT cache: out of memory");
+        }
     }
-    c->e[c->n++] = (cache_entry){key, len, b};
-    count(c, b, m);
+    nvm_module_free_buffer(m, data, len);
+    if (st != NVM_OK)
+        return st;
+    nvm_code_stats *k = nvm_code_cache_counters(c);
+    k->modules++;
+    k->functions += m->nfuncs;
+    k->insns += b->insns;
+    k->code_bytes += b->size;
+    k->compile_ns += b->compile_ns;
     *out = b;
     return NVM_OK;
 }
