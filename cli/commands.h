@@ -16,6 +16,13 @@ int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 
+/* cmd_aot.c: the AOT tier's compiler and cache */
+int cmd_aot(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+
+/* main.c: load and verify a program (.casm, .json, .nvmb); 0 or an exit status after printing */
+int load_module(const nvm_config *cfg, const char *path, nvm_module **out);
+
 /* main.c: print an error record (location, message, backtrace) to stderr. */
 void print_error(const nvm_error *err, const char *fallback_file);
 /* main.c: print a library failure as "nanovm: FILE: MESSAGE" (or "nanovm: MESSAGE") and return

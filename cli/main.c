@@ -17,8 +17,10 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run [options] FILE [--] [args...]   load, verify and run a program (.casm, .json, .nvmb)\n"
-    "      --tier interp|auto|wasm  execution tier (default: a capsule's policy tier, the\n"
-    "                             interpreter for a bare program; auto follows the trust level)\n"
+    "      --tier interp|auto|jit|aot|wasm\n"
+    "                             execution tier (default: a capsule's policy tier, the\n"
+    "                             interpreter for a bare program; auto follows the trust level;\n"
+    "                             exit 2 when the tier is not available in this build)\n"
     "      --isolate              run in a separate sandboxed process whose capability calls\n"
     "                             this process performs (docs/security.md)\n"
     "      --gas N                stop after N instructions (default unlimited)\n"
@@ -27,6 +29,8 @@ static const char usage_text[] =
     "      --max-depth N          call frames (default 100000)\n"
     "      --gc-stress            collect garbage at every allocation (testing)\n"
     "      --fail-alloc N         make the Nth allocation fail (testing)\n"
+    "      --gas-report           after the run, print 'gas used: N' on stderr\n"
+    "      --jit-stats            after the run, print the JIT code cache's counters on stderr\n"
     "      --policy P             trust policy (default /etc/nanovm/policy.json)\n"
     "      --audit FILE           audit log of the run (overrides the policy's)\n"
     "      --allow CAP            grant a capability to a bare program, e.g.\n"
@@ -53,6 +57,9 @@ static const char usage_text[] =
     "  audit verify [--policy P] [--state-dir DIR] [LOG]\n"
     "                                      check an audit log's hash chain (exit 4 if broken)\n"
     "  policy check POLICY.json            validate a policy file and explain it\n"
+    "  aot [--emit-c OUT.c] FILE           compile a program for the AOT tier into the cache\n"
+    "                                      (or write its C); docs/aot.md\n"
+    "  cache list | cache clear            the AOT tier's cache of compiled programs\n"
     "  help | --help                       this text\n"
     "  version | --version                 print the version\n"
     "\n"
@@ -146,7 +153,7 @@ void print_message(void *ud, const char *text)
     fprintf(stderr, "nanovm: %s\n", text);
 }
 
-static int load_module(const nvm_config *cfg, const char *path, nvm_module **out)
+int load_module(const nvm_config *cfg, const char *path, nvm_module **out)
 {
     uint8_t *data = NULL;
     size_t len = 0;
@@ -203,6 +210,9 @@ static int cmd_run(int argc, char **argv)
     opt.cfg = &cfg;
     const char **allows = calloc((size_t)argc + 1, sizeof *allows);
     size_t nallow = 0;
+    int64_t gas_used = 0;
+    bool jit_stats = false, attempted = false;
+    nvm_code_cache *cache = NULL;
     int rc = 0;
     if (allows == NULL)
         return nvm_status_exit_code(NVM_E_INTERNAL);
@@ -234,11 +244,15 @@ static int cmd_run(int argc, char **argv)
                 opt.tier = NVM_TIER_REQ_AUTO;
             } else if (strcmp(t, "wasm") == 0 && nvm_tier_available(NVM_TIER_WASM)) {
                 opt.tier = NVM_TIER_REQ_WASM;
+            } else if (strcmp(t, "jit") == 0 && nvm_tier_available(NVM_TIER_JIT)) {
+                opt.tier = NVM_TIER_REQ_JIT;
+            } else if (strcmp(t, "aot") == 0 && nvm_tier_available(NVM_TIER_AOT)) {
+                opt.tier = NVM_TIER_REQ_AOT;
             } else if (strcmp(t, "jit") == 0 || strcmp(t, "aot") == 0 || strcmp(t, "wasm") == 0) {
                 rc = usage_error("tier '%s' is not available in this build", t);
                 goto out;
             } else {
-                rc = usage_error("unknown tier '%s' (expected interp, auto or wasm)", t);
+                rc = usage_error("unknown tier '%s' (expected interp, auto, jit, aot or wasm)", t);
                 goto out;
             }
         } else if (strcmp(a, "--isolate") == 0) {
@@ -285,6 +299,10 @@ static int cmd_run(int argc, char **argv)
             cfg.max_depth = (uint32_t)v;
         } else if (strcmp(a, "--gc-stress") == 0) {
             cfg.gc_stress = true;
+        } else if (strcmp(a, "--gas-report") == 0) {
+            opt.gas_used = &gas_used;
+        } else if (strcmp(a, "--jit-stats") == 0) {
+            jit_stats = true;
         } else if (strcmp(a, "--fail-alloc") == 0) {
             if (++i >= argc || parse_u64(argv[i], &v, 0) != 0 || v == 0) {
                 rc = usage_error("--fail-alloc needs a positive integer%s", "");
@@ -292,10 +310,8 @@ static int cmd_run(int argc, char **argv)
             }
             cfg.fail_alloc_at = v;
         } else {
-            {
-                rc = usage_error("unknown option '%s' for run", a);
-                goto out;
-            }
+            rc = usage_error("unknown option '%s' for run", a);
+            goto out;
         }
     }
     if (file == NULL && i < argc)
@@ -306,7 +322,17 @@ static int cmd_run(int argc, char **argv)
     }
     opt.args = (const char *const *)argv + i;
     opt.nargs = (uint32_t)(argc - i);
+    if (jit_stats) {
+        nvm_status cst = nvm_code_cache_new(&cache);
+        if (cst != NVM_OK) {
+            fprintf(stderr, "nanovm: cannot create a code cache: %s\n", nvm_status_meaning(cst));
+            rc = nvm_status_exit_code(cst);
+            goto out;
+        }
+        cfg.code_cache = cache;
+    }
     nvm_error err;
+    attempted = true;
     if (nvm_capsule_is_file(file)) {
         if (nallow > 0) {
             rc = usage_error("--allow applies to bare programs; the capsule %s requests its "
@@ -342,6 +368,21 @@ static int cmd_run(int argc, char **argv)
     }
     nvm_module_free(m);
 out:
+    if (attempted && rc != EXIT_USAGE) {
+        fflush(stdout);
+        if (opt.gas_used != NULL)
+            fprintf(stderr, "gas used: %" PRId64 "\n", gas_used);
+        if (cache != NULL) {
+            nvm_code_stats cs;
+            nvm_code_cache_stats(cache, &cs);
+            fprintf(stderr,
+                    "jit: modules=%" PRIu64 " functions=%" PRIu64 " insns=%" PRIu64
+                    " code_bytes=%" PRIu64 " compile_us=%" PRIu64 "\n",
+                    cs.modules, cs.functions, cs.insns, cs.code_bytes, cs.compile_ns / 1000);
+        }
+    }
+    if (cache != NULL)
+        nvm_code_cache_free(cache);
     free(allows);
     return rc;
 }
@@ -454,6 +495,10 @@ int main(int argc, char **argv)
         return cmd_verify(argc - 2, argv + 2);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(argc - 2, argv + 2);
+    if (strcmp(cmd, "aot") == 0)
+        return cmd_aot(argc - 2, argv + 2);
+    if (strcmp(cmd, "cache") == 0)
+        return cmd_cache(argc - 2, argv + 2);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -290,8 +290,15 @@ void nvm_host_free(nvm_host *h);
  * broker). The VM's error record (message, backtrace) is copied to *err on failure; *gas_used
  * (may be NULL) receives the instructions executed. NVM_E_USAGE when the tier is not available
  * in this build. */
-typedef enum nvm_tier { NVM_TIER_INTERP = 0, NVM_TIER_WASM = 1, NVM_TIER_JIT = 2 } nvm_tier;
-const char *nvm_tier_name(nvm_tier t); /* "interp", "wasm", "jit" */
+typedef enum nvm_tier {
+    NVM_TIER_INTERP = 0,
+    NVM_TIER_WASM = 1,
+    NVM_TIER_JIT = 2,
+    NVM_TIER_AOT = 3 /* C compiled by the system compiler, cached (docs/aot.md); a run whose
+                        object cannot be had falls back to the JIT or the interpreter, with an
+                        "aot.fallback" audit record */
+} nvm_tier;
+const char *nvm_tier_name(nvm_tier t); /* "interp", "wasm", "jit", "aot" */
 int nvm_tier_lookup(const char *name); /* -1 when unknown */
 bool nvm_tier_available(nvm_tier t);
 bool nvm_isolation_available(void);
@@ -311,6 +318,15 @@ typedef struct nvm_code_stats {
     uint64_t compile_ns; /* time spent compiling */
 } nvm_code_stats;
 void nvm_code_cache_stats(const nvm_code_cache *c, nvm_code_stats *out);
+
+/* The AOT tier's on-disk cache (docs/aot.md): $NVM_CACHE_DIR, else $XDG_CACHE_HOME/nanovm/aot,
+ * else ~/.cache/nanovm/aot. nvm_aot_compile translates the verified module m to C and writes it
+ * to `emit_c_path`, or (NULL) compiles it into the cache unless an entry is already there; on
+ * NVM_OK *out_text (may be NULL; nvm_free_text) says what was done. */
+nvm_status nvm_aot_compile(const nvm_module *m, const char *emit_c_path, char **out_text,
+                           nvm_error *err);
+nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err);
+nvm_status nvm_aot_cache_clear(uint64_t *removed, nvm_error *err);
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
                        bool isolate, int64_t *gas_used, nvm_error *err);
 
@@ -399,7 +415,8 @@ typedef enum nvm_tier_request {
     NVM_TIER_REQ_INTERP,
     NVM_TIER_REQ_AUTO,
     NVM_TIER_REQ_WASM,
-    NVM_TIER_REQ_JIT
+    NVM_TIER_REQ_JIT,
+    NVM_TIER_REQ_AOT
 } nvm_tier_request;
 
 /* How to run: borrowed for the call. */

@@ -10,12 +10,15 @@
 #include "host/isolate.h"
 #ifdef NVM_HAVE_WASM_SANDBOX
 #include "tier/wasm/sandbox.h"
+#endif
 #ifdef NVM_HAVE_JIT
 #include "tier/jit/jit.h"
 #endif
+#ifdef NVM_HAVE_AOT
+#include "tier/aot/aot.h"
 #endif
 
-static const char *const tier_names[] = {"interp", "wasm", "jit"};
+static const char *const tier_names[] = {"interp", "wasm", "jit", "aot"};
 
 const char *nvm_tier_name(nvm_tier t)
 {
@@ -32,6 +35,10 @@ int nvm_tier_lookup(const char *name)
 
 bool nvm_tier_available(nvm_tier t)
 {
+#ifdef NVM_HAVE_AOT
+    if (t == NVM_TIER_AOT)
+        return true; /* without a compiler or cache, runs fall back (run_on) */
+#endif
 #ifdef NVM_HAVE_JIT
     if (t == NVM_TIER_JIT)
         return nvm_jit_supported();
@@ -51,8 +58,28 @@ bool nvm_isolation_available(void)
 /* Runs the loaded VM on the interpreter or the JIT (compiled through cfg's code cache; a module
  * over the JIT's bounds runs on the interpreter). */
 static nvm_status run_on(nvm_vm *vm, const nvm_config *cfg, const nvm_module *m, nvm_tier tier,
-                         nvm_error *err)
+                         nvm_host *h, nvm_error *err)
 {
+#ifdef NVM_HAVE_AOT
+    /* AOT: the cached object, compiled when missing; otherwise the JIT (or the interpreter),
+     * with an "aot.fallback" audit record saying why */
+    if (tier == NVM_TIER_AOT) {
+        nvm_aot_lib *lib = NULL;
+        char why[512];
+        if (nvm_aot_get(m, true, &lib, why, sizeof why) == NVM_OK) {
+            nvm_status st = nvm_aot_run(vm, lib);
+            nvm_aot_lib_free(lib);
+            return st;
+        }
+        const char *f[] = {"tier", "aot", "reason", why, NULL};
+        nvm_status ast = nvm_host_audit_event(h, "aot.fallback", f);
+        if (ast != NVM_OK)
+            return ast;
+        tier = nvm_tier_available(NVM_TIER_JIT) ? NVM_TIER_JIT : NVM_TIER_INTERP;
+    }
+#else
+    (void)h;
+#endif
 #ifdef NVM_HAVE_JIT
     if (tier == NVM_TIER_JIT) {
         const nvm_jit_blob *blob = NULL;
@@ -80,8 +107,10 @@ static nvm_status run_on(nvm_vm *vm, const nvm_config *cfg, const nvm_module *m,
     return nvm_vm_run(vm);
 }
 
-/* Runs m on the interpreter or the JIT in this process; `install` registers its capabilities (the
- * host's, or an isolated child's forwarding stubs). */
+static nvm_status install_host(void *ud, nvm_vm *vm);
+
+/* Runs m on the interpreter, the JIT or the AOT tier in this process; `install` registers its
+ * capabilities (the host's, or an isolated child's forwarding stubs). */
 static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_tier tier,
                              nvm_cap_installer install, void *install_ud, int64_t *gas_used,
                              nvm_error *err)
@@ -95,7 +124,7 @@ static nvm_status run_interp(const nvm_config *cfg, const nvm_module *m, nvm_tie
     if (st == NVM_OK)
         st = nvm_vm_load(vm, m);
     if (st == NVM_OK)
-        st = run_on(vm, cfg, m, tier, err);
+        st = run_on(vm, cfg, m, tier, install == install_host ? install_ud : NULL, err);
     if (gas_used != NULL)
         *gas_used = nvm_vm_gas_used(vm);
     if (st != NVM_OK && err != NULL)
@@ -144,7 +173,8 @@ nvm_status nvm_exec_local(const nvm_config *cfg, const nvm_module *m, nvm_tier t
     if (tier == NVM_TIER_WASM)
         return run_wasm(cfg, m, install, install_ud, gas_used, err);
 #endif
-    if (tier != NVM_TIER_INTERP && !(tier == NVM_TIER_JIT && nvm_tier_available(tier))) {
+    if (tier != NVM_TIER_INTERP &&
+        !((tier == NVM_TIER_JIT || tier == NVM_TIER_AOT) && nvm_tier_available(tier))) {
         return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "tier %s is not available in this build",
                              nvm_tier_name(tier));
     }
@@ -174,6 +204,32 @@ static nvm_status exec_tick_fn(void *ud)
     return NVM_E_TIME;
 }
 
+/* An isolated run. The child may not map executable memory, so JIT code is compiled here, into a
+ * code cache the child inherits when it forks. */
+static nvm_status run_isolated(const nvm_config *cfg, const nvm_module *m, nvm_host *h,
+                               nvm_tier tier, int64_t *gas_used, nvm_error *err)
+{
+#ifdef NVM_HAVE_JIT
+    if (tier == NVM_TIER_JIT) {
+        nvm_config jc = *cfg;
+        nvm_code_cache *own = NULL;
+        if (jc.code_cache == NULL) {
+            if (nvm_code_cache_new(&own) != NVM_OK)
+                return nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "JIT: out of memory");
+            jc.code_cache = own;
+        }
+        const nvm_jit_blob *blob = NULL;
+        nvm_jit_blob *unused = NULL;
+        nvm_status st = nvm_jit_get(jc.code_cache, m, &blob, &unused, err);
+        if (st == NVM_OK || st == NVM_E_USAGE) /* over the JIT's bounds: the interpreter runs */
+            st = nvm_isolate_run(&jc, m, h, tier, NULL, gas_used, err);
+        nvm_code_cache_free(own);
+        return st;
+    }
+#endif
+    return nvm_isolate_run(cfg, m, h, tier, NULL, gas_used, err);
+}
+
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,
                        bool isolate, int64_t *gas_used, nvm_error *err)
 {
@@ -184,7 +240,7 @@ nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, 
                              isolate ? "isolation of tier " : "tier ", nvm_tier_name(tier));
     }
     if (isolate)
-        return nvm_isolate_run(cfg, m, h, tier, NULL, gas_used, err);
+        return run_isolated(cfg, m, h, tier, gas_used, err);
     if (h == NULL || h->deadline_ms < 0)
         return nvm_exec_local(cfg, m, tier, install_host, h, gas_used, err);
     /* A wall-time limit: the interpreter's interrupt hook (every 65,536 instructions) checks the

@@ -91,19 +91,30 @@ static nvm_status finish(const diag *d, nvm_status st, nvm_error *err)
 
 /* ---- tiers ---- */
 
-/* The tier a named choice resolves to at a level: "auto" follows the level (sandboxed -> wasm,
- * restricted -> wasm and isolation, each when built; else the interpreter); "wasm" is the wasm
- * tier when built; every other name ("interp", "jit", "aot") is the interpreter. */
+/* The tier a named choice resolves to at a level: "auto" follows the level (trusted -> aot,
+ * verified -> jit, sandboxed -> wasm, restricted -> wasm and isolation, each when built; anything
+ * not built -> the interpreter); "wasm", "jit" and "aot" are those tiers when built ("aot" else
+ * the JIT); every other name ("interp") is the interpreter. */
 static void tier_resolve(const char *name, nvm_trust_level level, nvm_tier *tier, bool *isolate)
 {
     *tier = NVM_TIER_INTERP;
     *isolate = false;
-    bool wasm = nvm_tier_available(NVM_TIER_WASM);
-    if (strcmp(name, "wasm") == 0) {
-        *tier = wasm ? NVM_TIER_WASM : NVM_TIER_INTERP;
+    const nvm_tier wasm = nvm_tier_available(NVM_TIER_WASM) ? NVM_TIER_WASM : NVM_TIER_INTERP;
+    const nvm_tier jit = nvm_tier_available(NVM_TIER_JIT) ? NVM_TIER_JIT : NVM_TIER_INTERP;
+    const nvm_tier aot = nvm_tier_available(NVM_TIER_AOT) ? NVM_TIER_AOT : jit;
+    if (strcmp(name, "aot") == 0) {
+        *tier = aot;
+    } else if (strcmp(name, "wasm") == 0) {
+        *tier = wasm;
+    } else if (strcmp(name, "jit") == 0) {
+        *tier = jit;
     } else if (strcmp(name, "auto") == 0) {
+        if (level == NVM_LEVEL_TRUSTED)
+            *tier = aot;
+        if (level == NVM_LEVEL_VERIFIED)
+            *tier = jit;
         if (level == NVM_LEVEL_SANDBOXED || level == NVM_LEVEL_RESTRICTED)
-            *tier = wasm ? NVM_TIER_WASM : NVM_TIER_INTERP;
+            *tier = wasm;
         if (level == NVM_LEVEL_RESTRICTED)
             *isolate = nvm_isolation_available();
     }
@@ -115,6 +126,8 @@ static const char *request_name(nvm_tier_request r)
     case NVM_TIER_REQ_INTERP: return "interp";
     case NVM_TIER_REQ_AUTO: return "auto";
     case NVM_TIER_REQ_WASM: return "wasm";
+    case NVM_TIER_REQ_JIT: return "jit";
+    case NVM_TIER_REQ_AOT: return "aot";
     default: return NULL;
     }
 }
@@ -468,6 +481,8 @@ nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *er
     nvm_run_options none;
     memset(&none, 0, sizeof none);
     const nvm_run_options *o = opt != NULL ? opt : &none;
+    if (o->gas_used != NULL)
+        *o->gas_used = 0;
     nvm_host *host = NULL;
     nvm_module *m = NULL;
     host_audit ha;
@@ -548,7 +563,7 @@ nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *er
         if ((st = audit(t, &dg, "run.start", sf)) != NVM_OK)
             goto done;
         memset(&e, 0, sizeof e);
-        st = nvm_execute(&cfg, m, host, tier, t->isolate, NULL, &e);
+        st = nvm_execute(&cfg, m, host, tier, t->isolate, o->gas_used, &e);
         nvm_status ast = audit_run_end(t, st, &dg);
         if (ast != NVM_OK) {
             st = ast;
@@ -644,6 +659,8 @@ nvm_status nvm_run_program(const nvm_run_request *req, nvm_error *err)
     host_audit ha;
     const char *file = req->file;
     const nvm_run_options *o = &req->run;
+    if (o->gas_used != NULL)
+        *o->gas_used = 0;
     memset(&last, 0, sizeof last);
     memset(&e, 0, sizeof e);
     memset(&ha, 0, sizeof ha);
@@ -697,7 +714,7 @@ nvm_status nvm_run_program(const nvm_run_request *req, nvm_error *err)
             goto done;
         }
         memset(&e, 0, sizeof e);
-        st = nvm_execute(&cfg, req->module, host, tier, isolate, NULL, &e);
+        st = nvm_execute(&cfg, req->module, host, tier, isolate, o->gas_used, &e);
         char status[32], code[16];
         snprintf(status, sizeof status, "%s", nvm_status_name(st));
         snprintf(code, sizeof code, "%d", nvm_status_exit_code(st));

@@ -36,7 +36,8 @@ typedef struct tb {
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void put(tb *b, const char *fmt, ...)
+static void
+put(tb *b, const char *fmt, ...)
 {
     if (b->oom)
         return;
@@ -73,7 +74,10 @@ typedef struct layout {
     size_t value;
 } layout;
 
-#define VO(f) {"O_" #f, offsetof(nvm_vm, f)}
+#define VO(f)                                                                                      \
+    {                                                                                              \
+        "O_" #f, offsetof(nvm_vm, f)                                                               \
+    }
 static const layout layouts[] = {
     VO(stack),
     VO(slots),
@@ -106,8 +110,8 @@ void nvm_aot_fingerprint(char out[NVM_AOT_FP_LEN + 1])
     size_t n = (size_t)snprintf(buf, sizeof buf, "nanovm-aot abi=%u version=%s", NVM_AOT_ABI,
                                 NVM_VERSION_STRING);
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0] && n < sizeof buf; i++)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, " %s=%zu", layouts[i].name,
-                              layouts[i].value);
+        n +=
+            (size_t)snprintf(buf + n, sizeof buf - n, " %s=%zu", layouts[i].name, layouts[i].value);
     uint8_t h[NVM_SHA256_LEN];
     nvm_sha256(buf, n < sizeof buf ? n : sizeof buf - 1, h);
     nvm_hex(h, sizeof h, out);
@@ -176,8 +180,7 @@ static const char *const prelude[] = {
     "    if (U((rc = RT->fast(vm, (i), base + (h), slots, gas)) != 0)) {           \\\n"
     "        gas += (rf);                                                          \\\n"
     "        goto unwind;                                                          \\\n"
-    "    }\n"
-    ,
+    "    }\n",
     "#define PFCODE(fi) (*(const char **)(F(char *, O_pfuncs) + (fi) * SZ_pfunc + O_pfunc_code))\n"
     "/* CALL: pushes callee ci's frame (the caller resumes at instruction i + 1 of fi), calls fn\n"
     " * with the callee's base at height h and its slots after the caller's S */\n"
@@ -259,6 +262,25 @@ static void ty_num(gen *g, tmask m, long long c)
         put(g->b, "(TY(&base[%lld]) == 2 || TY(&base[%lld]) == 3)", c, c);
 }
 
+/* dst = src as two scalar moves (whole-struct copies defeat store forwarding); the tag is a
+ * constant when the mask knows it */
+static void copy(gen *g, const char *dst, const char *src, tmask m)
+{
+    int t = nvm_tm_single(m);
+    if (t >= 0)
+        put(g->b, "    %s.as.i = %s.as.i;\n    %s.type = %d;\n", dst, src, dst, t);
+    else
+        put(g->b, "    %s.as.i = %s.as.i;\n    %s.type = %s.type;\n", dst, src, dst, src);
+}
+
+static void copy_cells(gen *g, long long d, long long s, tmask m)
+{
+    char a[48], b[48];
+    snprintf(a, sizeof a, "base[%lld]", d);
+    snprintf(b, sizeof b, "base[%lld]", s);
+    copy(g, a, b, m);
+}
+
 static void slow(gen *g, uint32_t i, uint32_t top)
 {
     put(g->b, "SLOW(%" PRIu32 "u, %lld, %" PRIu32 ")", i, cl(g, top), g->blk_end - (i + 1));
@@ -287,8 +309,9 @@ static void arith(gen *g, uint32_t i, uint8_t op)
         put(b, " } else base[%lld].as.i = base[%lld].as.i %c base[%lld].as.i;\n", x, x,
             op == NVM_OP_DIV ? '/' : '%', y);
     } else {
-        put(b, "        int64_t r;\n        if (U(__builtin_%s_overflow(base[%lld].as.i, "
-               "base[%lld].as.i, &r))) { ",
+        put(b,
+            "        int64_t r;\n        if (U(__builtin_%s_overflow(base[%lld].as.i, "
+            "base[%lld].as.i, &r))) { ",
             bi[k], x, y);
         slow(g, i, H);
         put(b, " } else base[%lld].as.i = r;\n", x);
@@ -301,8 +324,9 @@ static void arith(gen *g, uint32_t i, uint8_t op)
         ty_num(g, ym, y);
         if (op == NVM_OP_DIV)
             put(b, " && FV(&base[%lld]) != 0.0", y);
-        put(b, ") {\n        base[%lld].as.f = FV(&base[%lld]) %c FV(&base[%lld]);\n"
-               "        base[%lld].type = 3;\n    }",
+        put(b,
+            ") {\n        base[%lld].as.f = FV(&base[%lld]) %c FV(&base[%lld]);\n"
+            "        base[%lld].type = 3;\n    }",
             x, x, ch[k], y, x);
     }
     put(b, " else { ");
@@ -383,7 +407,8 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
                      (*c >= '0' && *c <= '9') || *c == '_' || *c == '.';
         put(b, "%c", plain ? *c : '?');
     }
-    put(b, " */\nstatic int f%" PRIu32 "(struct nvm_vm *vm, nvm_value *base, nvm_value *slots)\n{\n",
+    put(b,
+        " */\nstatic int f%" PRIu32 "(struct nvm_vm *vm, nvm_value *base, nvm_value *slots)\n{\n",
         g->fi);
     if (!ok) {
         put(b, "    return RT->interp_call(vm, base, slots);\n}\n");
@@ -444,7 +469,7 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
             case NVM_OP_DUP:
             case NVM_OP_PICK: {
                 uint32_t src = H - 1 - (in->op == NVM_OP_PICK ? in->a : 0);
-                put(b, "    base[%lld] = base[%lld];\n", cl(g, H), cl(g, src));
+                copy_cells(g, cl(g, H), cl(g, src), g->stk[src]);
                 break;
             }
             case NVM_OP_SWAP:
@@ -471,11 +496,19 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
                     slow(g, i, H);
                     put(b, " }\n");
                 }
-                put(b, "    base[%lld] = slots[%" PRIu32 "];\n", cl(g, H), in->a);
+                {
+                    char d[48], sv[48];
+                    snprintf(d, sizeof d, "base[%lld]", cl(g, H));
+                    snprintf(sv, sizeof sv, "slots[%" PRIu32 "]", in->a);
+                    copy(g, d, sv, (tmask)(g->sl[in->a] & TM_ANY));
+                }
                 break;
-            case NVM_OP_STORE:
-                put(b, "    slots[%" PRIu32 "] = base[%lld];\n", in->a, cl(g, H - 1));
-                break;
+            case NVM_OP_STORE: {
+                char d[48], sv[48];
+                snprintf(d, sizeof d, "slots[%" PRIu32 "]", in->a);
+                snprintf(sv, sizeof sv, "base[%lld]", cl(g, H - 1));
+                copy(g, d, sv, g->stk[H - 1]);
+            } break;
             case NVM_OP_ADD:
             case NVM_OP_SUB:
             case NVM_OP_MUL:
@@ -486,8 +519,8 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
                 tmask xm = g->stk[H - 1];
                 put(b, "    if (");
                 ty_is(g, xm, x, NVM_T_INT);
-                put(b, " && base[%lld].as.i != INT64_MIN) base[%lld].as.i = -base[%lld].as.i;\n",
-                    x, x, x);
+                put(b, " && base[%lld].as.i != INT64_MIN) base[%lld].as.i = -base[%lld].as.i;\n", x,
+                    x, x);
                 put(b, "    else if (");
                 ty_is(g, xm, x, NVM_T_FLOAT);
                 put(b, ") base[%lld].as.f = -base[%lld].as.f;\n    else { ", x, x);
@@ -515,14 +548,61 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
             }
             case NVM_OP_NOT:
                 if (g->stk[H - 1] == TM_BOOL) {
-                    put(b, "    base[%lld].as.i = !base[%lld].as.b;\n", cl(g, H - 1),
-                        cl(g, H - 1));
+                    put(b, "    base[%lld].as.i = !base[%lld].as.b;\n", cl(g, H - 1), cl(g, H - 1));
                 } else {
                     put(b, "    ");
                     slow(g, i, H);
                     put(b, "\n");
                 }
                 break;
+            case NVM_OP_ARR_GET:
+            case NVM_OP_ARR_SET: {
+                /* in place on the array object (negative index from the end), else a step */
+                bool set = in->op == NVM_OP_ARR_SET;
+                uint32_t qa = set ? H - 3 : H - 2, qi = qa + 1;
+                long long a = cl(g, qa), x = cl(g, qi);
+                put(b, "    if (");
+                ty_is(g, g->stk[qa], a, NVM_T_ARRAY);
+                put(b, " && ");
+                ty_is(g, g->stk[qi], x, NVM_T_INT);
+                put(b,
+                    ") {\n        char *o = F(char **, O_heap_objs)[base[%lld].as.h];\n"
+                    "        uint64_t n = *(uint32_t *)(o + O_array_len);\n"
+                    "        int64_t k = base[%lld].as.i;\n        if (k < 0) k += (int64_t)n;\n"
+                    "        if (U((uint64_t)k >= n)) { ",
+                    a, x);
+                slow(g, i, H);
+                put(b, " } else {\n            nvm_value *it = *(nvm_value **)(o + O_array_items) "
+                       "+ k;\n");
+                if (set)
+                    put(b,
+                        "            it->as.i = base[%lld].as.i;\n            it->type = "
+                        "base[%lld].type;\n",
+                        cl(g, H - 1), cl(g, H - 1));
+                else
+                    put(b,
+                        "            base[%lld].as.i = it->as.i;\n            base[%lld].type = "
+                        "it->type;\n",
+                        a, a);
+                put(b, "        }\n    } else { ");
+                slow(g, i, H);
+                put(b, " }\n");
+                break;
+            }
+            case NVM_OP_ARR_LEN:
+            case NVM_OP_LEN: {
+                long long a = cl(g, H - 1);
+                put(b, "    if (");
+                ty_is(g, g->stk[H - 1], a, NVM_T_ARRAY);
+                put(b,
+                    ") {\n        base[%lld].as.i = *(uint32_t *)(F(char **, "
+                    "O_heap_objs)[base[%lld].as.h] + O_array_len);\n"
+                    "        base[%lld].type = 2;\n    } else { ",
+                    a, a, a);
+                slow(g, i, H);
+                put(b, " }\n");
+                break;
+            }
             case NVM_OP_JMP: put(b, "    goto L%" PRIu32 ";\n", in->a); break;
             case NVM_OP_JZ:
             case NVM_OP_JNZ: branch(g, H - 1, in->op == NVM_OP_JNZ, in->a); break;
@@ -536,11 +616,10 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
                 break;
             }
             case NVM_OP_RET:
-                put(b,
-                    "    base[%lld] = base[%lld];\n    if (U(F(uint32_t, O_nhandlers) != 0)) "
-                    "RT->drop_handlers(vm);\n    F(uint32_t, O_depth) -= 1;\n    SYNC();\n"
-                    "    return 0;\n",
-                    -(long long)g->consumed, cl(g, H - 1));
+                copy_cells(g, -(long long)g->consumed, cl(g, H - 1), g->stk[H - 1]);
+                put(b, "    if (U(F(uint32_t, O_nhandlers) != 0)) "
+                       "RT->drop_handlers(vm);\n    F(uint32_t, O_depth) -= 1;\n    SYNC();\n"
+                       "    return 0;\n");
                 break;
             case NVM_OP_HALT: put(b, "    SYNC();\n    return 2;\n"); break;
             case NVM_OP_THROW:
@@ -634,9 +713,9 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
     }
     put(&b, "\nstatic const nvm_aot_fn fns[%" PRIu32 "] = {", m->nfuncs + 1);
     for (uint32_t f = 0; f < m->nfuncs; f++)
-        put(&b, "%sf%" PRIu32, f % 8 == 0 ? "\n    " : " ", f);
-    put(&b, "};\nstatic const nvm_aot_desc desc = {%uu, %" PRIu32 "u, \"%s\", fns, %" PRIu64
-            "u};\n",
+        put(&b, "%sf%" PRIu32 ",", f % 8 == 0 ? "\n    " : " ", f);
+    put(&b,
+        "};\nstatic const nvm_aot_desc desc = {%uu, %" PRIu32 "u, \"%s\", fns, %" PRIu64 "u};\n",
         NVM_AOT_ABI, m->nfuncs, fp, total);
     put(&b, "__attribute__((visibility(\"default\"))) const nvm_aot_desc *nvm_aot_describe(void);\n"
             "const nvm_aot_desc *nvm_aot_describe(void)\n{\n    return &desc;\n}\n");

@@ -29,8 +29,7 @@ typedef struct nvm_aot_rt {
     int (*gas)(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top);
     int (*deopt)(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots);
     int (*interp_call)(nvm_vm *vm, nvm_value *base, nvm_value *slots);
-    int (*call_space)(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cslots,
-                      uint32_t idx);
+    int (*call_space)(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cslots, uint32_t idx);
     int (*catch_)(nvm_vm *vm, uint32_t frame);
     void (*drop_handlers)(nvm_vm *vm);
 } nvm_aot_rt;
