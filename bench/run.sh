@@ -1,21 +1,25 @@
 #!/bin/sh
-# bench/run.sh - NanoVM's benchmark suite: runs each program of bench/*.casm under NanoVM's
-# interpreter and its peers (lua5.4, luajit, luajit -joff, python3, node, and the C version when
-# there is one), checks that every runtime prints exactly lua5.4's line, and reports median wall
-# time, the ratio to Lua 5.4, peak RSS and start-up time.
+# bench/run.sh - NanoVM's benchmark suite: runs each program of bench/*.casm on NanoVM's tiers
+# (interpreter, JIT, wasm sandbox; a tier this build lacks is skipped) and its peers (lua5.4,
+# luajit, luajit -joff, python3, node, and the C version when there is one), checks that every
+# runtime prints exactly lua5.4's line, and reports median wall time, the ratio to Lua 5.4, the
+# JIT's ratios to the interpreter, Lua 5.4 and LuaJIT, peak RSS and start-up time (a bare hello
+# program, and a signed hello capsule at the verified level, which runs on the JIT).
 #
 # usage: bench/run.sh NANOVM [RUNS]        (RUNS defaults to 5)
-#   NVM_PEERS_DIR  directory of the peer programs (default: ../../shared/bench/peers relative to
-#                  this script's directory)
-# Writes bench/results/latest.md, latest.json and ratios.png (bar chart, needs gnuplot).
+#   NVM_PEERS_DIR       directory of the peer programs (default: ../../shared/bench/peers relative
+#                       to this script's directory)
+#   NVM_BENCH_PROGRAMS  the programs to run (default: all seven), e.g. "fib loop" for a quick check
+#   NVM_BENCH_OUT       where the results go (default: bench/results)
+# Writes latest.md, latest.json and ratios.png (bar chart, needs gnuplot).
 # Exit status: 0 all outputs matched, 1 a runtime printed something else (or failed), 2 usage or
 # setup error. Uses hyperfine when present (else a date +%s%N loop) and /usr/bin/time -f %M for
 # peak RSS when present; installs nothing: peers whose tool is missing are skipped and named.
 set -u
 
-PROGRAMS="fib loop sieve nbody strings qsort mandel"
-RUN_ORDER="lua54 nanovm nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
-TABLE_ORDER="nanovm nanowasm lua54 luajit luajitjoff python3 node gcc"
+PROGRAMS=${NVM_BENCH_PROGRAMS:-"fib loop sieve nbody strings qsort mandel"}
+RUN_ORDER="lua54 nanovm nanojit nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
+TABLE_ORDER="nanovm nanojit nanowasm lua54 luajit luajitjoff python3 node gcc"
 PY=/usr/bin/python3
 STARTUP_RUNS=20
 
@@ -46,7 +50,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd) || die "cannot locate the bench directory"
 PEERS=${NVM_PEERS_DIR:-$BENCH/../../shared/bench/peers}
 [ -d "$PEERS" ] || die "peer programs not found in $PEERS (set NVM_PEERS_DIR)"
 PEERS=$(cd "$PEERS" && pwd)
-OUT=$BENCH/results
+OUT=${NVM_BENCH_OUT:-$BENCH/results}
 mkdir -p "$OUT" || die "cannot create $OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nvm-bench.XXXXXX") || die "cannot create a temporary directory"
 trap 'rm -rf "$TMP"' EXIT
@@ -66,6 +70,7 @@ if have hyperfine; then HF=1; else note_missing hyperfine; fi
 TIMECMD=""
 if [ -x /usr/bin/time ]; then TIMECMD=/usr/bin/time; else note_missing /usr/bin/time; fi
 have gnuplot || note_missing gnuplot
+"$NANOVM" run --tier jit "$BENCH/hello.casm" >/dev/null 2>&1 || note_missing "nanovm-jit-tier"
 if [ -n "$missing" ]; then
     echo "run.sh: missing:$missing" >&2
     [ $HF = 1 ] || echo "run.sh: no hyperfine: timing with a date +%s%N loop (sh start-up included)" >&2
@@ -76,6 +81,7 @@ fi
 label() {
     case $1 in
     nanovm) echo "nanovm" ;;
+    nanojit) echo "nanovm jit" ;;
     nanowasm) echo "nanovm wasm" ;;
     lua54) echo "lua5.4" ;;
     luajit) echo "luajit" ;;
@@ -90,6 +96,8 @@ label() {
 cmdline() {
     case $2 in
     nanovm) echo "$(q "$NANOVM") run --tier interp $(q "$BENCH/$1.casm")" ;;
+    nanojit) "$NANOVM" run --tier jit "$BENCH/hello.casm" >/dev/null 2>&1 &&
+        echo "$(q "$NANOVM") run --tier jit $(q "$BENCH/$1.casm")" ;;
     nanowasm) "$NANOVM" run --tier wasm "$BENCH/hello.casm" >/dev/null 2>&1 &&
         echo "$(q "$NANOVM") run --tier wasm $(q "$BENCH/$1.casm")" ;;
     lua54) echo "lua5.4 $(q "$PEERS/$1.lua")" ;;
@@ -191,22 +199,51 @@ for p in $PROGRAMS; do
 done
 
 # ---- start-up -------------------------------------------------------------------------------------
+# A bare hello program, and hello as a capsule signed without a certificate chain (the verified
+# level: `auto` puts it on the JIT when this build has one), run under the built-in default policy.
 SU_NVM=""
 SU_LUA=""
+SU_CAP=""
+CAP_TIER=""
+CAP_CMD=""
+printf '{}\n' >"$TMP/policy.json"
+printf '{"name": "hello", "version": "1.0.0", "capabilities": ["io.print"]}\n' >"$TMP/hello.json"
+if "$NANOVM" keygen -o "$TMP/bench.key" >/dev/null 2>&1 &&
+    "$NANOVM" pack --manifest "$TMP/hello.json" -o "$TMP/hello.cap" "$BENCH/hello.casm" >/dev/null 2>&1 &&
+    "$NANOVM" sign --key "$TMP/bench.key" "$TMP/hello.cap" >/dev/null 2>&1; then
+    CAP_TIER=$("$NANOVM" verify --json --policy "$TMP/policy.json" "$TMP/hello.cap" |
+        sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
+    CAP_CMD="$(q "$NANOVM") run --policy $(q "$TMP/policy.json") $(q "$TMP/hello.cap")"
+    hello=$(sh -c "exec $CAP_CMD" 2>&1)
+    if [ "$hello" != "hello" ]; then
+        echo "!!! MISMATCH in hello.cap: nanovm printed '$hello'" >&2
+        status=1
+        CAP_CMD=""
+    fi
+else
+    echo "!!! cannot build the signed hello capsule" >&2
+    status=1
+fi
 hello=$("$NANOVM" run "$BENCH/hello.casm" 2>&1)
 if [ "$hello" != "hello" ]; then
     echo "!!! MISMATCH in hello: nanovm printed '$hello'" >&2
     status=1
 else
     if [ $HF = 1 ]; then
+        if [ -n "$CAP_CMD" ]; then set -- "$CAP_CMD"; else set --; fi
         hyperfine -N --warmup 3 --runs $STARTUP_RUNS --style none --export-json "$TMP/su.json" \
-            "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" "lua5.4 -e ''" >"$TMP/hf.log" 2>&1 ||
+            "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" "lua5.4 -e ''" "$@" >"$TMP/hf.log" 2>&1 ||
             cat "$TMP/hf.log" >&2
-        SU_NVM=$(awk '/"median":/ { n++; if (n == 1) { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$TMP/su.json")
-        SU_LUA=$(awk '/"median":/ { n++; if (n == 2) { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$TMP/su.json")
+        nth_median() {
+            awk -v want="$1" '/"median":/ { n++; if (n == want) { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$TMP/su.json"
+        }
+        SU_NVM=$(nth_median 1)
+        SU_LUA=$(nth_median 2)
+        [ -n "$CAP_CMD" ] && SU_CAP=$(nth_median 3)
     else
         time_cmd "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" $STARTUP_RUNS "$TMP/su1.json" && SU_NVM=$MEDIAN
         time_cmd "lua5.4 -e ''" $STARTUP_RUNS "$TMP/su2.json" && SU_LUA=$MEDIAN
+        [ -n "$CAP_CMD" ] && time_cmd "$CAP_CMD" $STARTUP_RUNS "$TMP/su3.json" && SU_CAP=$MEDIAN
     fi
 fi
 
@@ -218,7 +255,8 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 HOST="$(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 
 awk -F '\t' -v order="$TABLE_ORDER" -v labels="$LABELS" -v progs="$PROGRAMS" -v runs="$RUNS" \
-    -v su_nvm="$SU_NVM" -v su_lua="$SU_LUA" -v su_runs="$STARTUP_RUNS" -v date="$DATE" \
+    -v su_nvm="$SU_NVM" -v su_lua="$SU_LUA" -v su_cap="$SU_CAP" -v cap_tier="$CAP_TIER" \
+    -v su_runs="$STARTUP_RUNS" -v date="$DATE" \
     -v host="$HOST" -v timer="$TIMER" -v missing="$missing" -v status="$status" \
     -v md="$TMP/latest.md" -v js="$TMP/latest.json" -v dat="$TMP/ratios.dat" '
 function jstr(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
@@ -241,7 +279,8 @@ END {
     print "# NanoVM benchmarks" > md
     print "" > md
     printf "%s, %s. Median wall time of %d runs (%s), start-up included; NanoVM runs " \
-        "`nanovm run --tier interp`. ", date, host, runs, timer > md
+        "`nanovm run --tier interp` (nanovm), `--tier jit` (nanovm jit) and `--tier wasm` " \
+        "(nanovm wasm). ", date, host, runs, timer > md
     if (status == 0) print "Every runtime printed exactly the line lua5.4 printed." > md
     else print "**Some runtime printed a different line or failed: see the table.**" > md
     if (missing != "") print "Not available here (skipped):" missing "." > md
@@ -284,13 +323,50 @@ END {
     }
     print row > md
     print "" > md
+    # the JIT against the interpreter, Lua 5.4 and LuaJIT, per program
+    nj = split("nanovm lua54 luajit", JB, " ")
+    split("jit / interpreter\tjit / lua5.4\tjit / luajit", JL, "\t")
+    print "## JIT ratios (lower is faster)" > md
+    print "" > md
+    print "| program | " JL[1] " | " JL[2] " | " JL[3] " |" > md
+    print "|---|---|---|---|" > md
+    for (i = 1; i <= np; i++) {
+        row = "| " P[i] " |"
+        kj = P[i] SUBSEP "nanojit"
+        for (j = 1; j <= nj; j++) {
+            kb = P[i] SUBSEP JB[j]
+            v = "—"
+            if (st[kj] == "ok" && st[kb] == "ok" && med[kb] > 0) {
+                jr[kj, j] = med[kj] / med[kb]; jsum[j] += log(jr[kj, j]); jcnt[j]++
+                v = sprintf("%.2f", jr[kj, j])
+            }
+            row = row " " v " |"
+        }
+        print row > md
+    }
+    row = "| geometric mean |"
+    for (j = 1; j <= nj; j++) {
+        if (jcnt[j] > 0) {
+            jgm[j] = exp(jsum[j] / jcnt[j])
+            v = sprintf("%.2f", jgm[j]); if (jcnt[j] < np) v = v " (" jcnt[j] " of " np ")"
+        } else v = "—"
+        row = row " " v " |"
+    }
+    print row > md
+    print "" > md
     print "## Start-up (milliseconds, median of " su_runs ")" > md
     print "" > md
-    print "| program | nanovm run bench/hello.casm | lua5.4 -e '\'''\'' | ratio |" > md
-    print "|---|---|---|---|" > md
+    print "| command | milliseconds | ratio to lua5.4 -e '\'''\'' |" > md
+    print "|---|---|---|" > md
+    printf "| lua5.4 -e '\'''\'' | %s | %s |\n", (su_lua == "" ? "—" : sprintf("%.2f", su_lua * 1000)),
+        (su_lua == "" ? "—" : "1.00") > md
     sr = (su_nvm != "" && su_lua != "" && su_lua > 0) ? sprintf("%.2f", su_nvm / su_lua) : "—"
-    printf "| start-up | %s | %s | %s |\n", (su_nvm == "" ? "—" : sprintf("%.2f", su_nvm * 1000)),
-        (su_lua == "" ? "—" : sprintf("%.2f", su_lua * 1000)), sr > md
+    printf "| nanovm run bench/hello.casm | %s | %s |\n",
+        (su_nvm == "" ? "—" : sprintf("%.2f", su_nvm * 1000)), sr > md
+    sr = (su_cap != "" && su_lua != "" && su_lua > 0) ? sprintf("%.2f", su_cap / su_lua) : "—"
+    printf "| nanovm run hello.cap (signed, verified level, tier %s) | %s | %s |\n",
+        (cap_tier == "" ? "?" : cap_tier), (su_cap == "" ? "—" : sprintf("%.2f", su_cap * 1000)),
+        sr > md
     print "" > md
     print "## Peak RSS (MB, from /usr/bin/time)" > md
     print "" > md
@@ -341,8 +417,32 @@ END {
         first = 0
     }
     print "}," > js
-    printf "  \"startup\": {\"runs\": %d, \"nanovm_hello_s\": %s, \"lua54_empty_s\": %s}\n", su_runs,
-        (su_nvm == "" ? "null" : su_nvm), (su_lua == "" ? "null" : su_lua) > js
+    printf "  \"jit_ratios\": {" > js
+    first = 1
+    for (i = 1; i <= np; i++) {
+        kj = P[i] SUBSEP "nanojit"
+        if (!((kj, 1) in jr) && !((kj, 2) in jr) && !((kj, 3) in jr)) continue
+        printf "%s%s: {", (first ? "" : ", "), jstr(P[i]) > js
+        first = 0
+        sep = ""
+        for (j = 1; j <= nj; j++) if ((kj, j) in jr) {
+            printf "%s\"to_%s\": %.6g", sep, JB[j], jr[kj, j] > js
+            sep = ", "
+        }
+        printf "}" > js
+    }
+    print "}," > js
+    printf "  \"jit_geomean\": {" > js
+    sep = ""
+    for (j = 1; j <= nj; j++) if (j in jgm) {
+        printf "%s\"to_%s\": {\"value\": %.6g, \"programs\": %d}", sep, JB[j], jgm[j], jcnt[j] > js
+        sep = ", "
+    }
+    print "}," > js
+    printf "  \"startup\": {\"runs\": %d, \"nanovm_hello_s\": %s, \"lua54_empty_s\": %s, " \
+        "\"nanovm_verified_capsule_s\": %s, \"verified_capsule_tier\": %s}\n", su_runs,
+        (su_nvm == "" ? "null" : su_nvm), (su_lua == "" ? "null" : su_lua),
+        (su_cap == "" ? "null" : su_cap), (cap_tier == "" ? "null" : jstr(cap_tier)) > js
     print "}" > js
 
     # gnuplot data: one row per program, one column per runtime, "-" where missing
@@ -369,6 +469,9 @@ set output "$OUT/ratios.png"
 set title "Wall time relative to Lua 5.4 (lower is faster), median of $RUNS runs"
 set datafile separator "\t"
 set datafile missing "-"
+set linetype 9 lc rgb "#8c564b"
+set linetype 10 lc rgb "#7f7f7f"
+set linetype cycle 10
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1

@@ -30,7 +30,7 @@ expect unknown-command 2 "unknown command" -- "$NVM" frobnicate
 expect run-no-file 2 "needs a FILE" -- "$NVM" run
 expect run-bad-option 2 "unknown option" -- "$NVM" run --bogus "$T/hi.casm"
 expect run-bad-tier 2 "unknown tier" -- "$NVM" run --tier warp "$T/hi.casm"
-expect run-unavailable-tier 2 "not available" -- "$NVM" run --tier jit "$T/hi.casm"
+expect run-tier-aot 0 "" -- env NVM_CACHE_DIR="$T/aot-cache" "$NVM" run --tier aot "$T/hi.casm"
 expect run-bad-gas 2 "--gas" -- "$NVM" run --gas -5 "$T/hi.casm"
 expect run-bad-mem 2 "--max-memory" -- "$NVM" run --max-memory 12Q "$T/hi.casm"
 expect run-missing-file 3 "cannot open" -- "$NVM" run "$T/nope.casm"

@@ -16,6 +16,11 @@ Modes (may be combined in one invocation):
                     means exit 3 and stdout is not compared)
   --reject DIR      every file must be rejected: exit 3 and a "nanovm:" message on stderr
 
+--tier T runs every case on execution tier T (`nanovm run --tier T`): same expectations, so the
+output, errors and exit statuses of every tier must be identical. A tier the binary was built
+without (the JIT off x86-64 or with -DNVM_NO_JIT=ON) prints a SKIP line and exits 77 (CTest's
+SKIP_RETURN_CODE).
+
 Every run also fails on a crash (signal), exit 70, or sanitizer output on stderr.
 Ends with the line "N passed, M failed" (", K skipped" when any); exits 1 when any failed.
 """
@@ -24,12 +29,28 @@ import concurrent.futures
 import difflib
 import functools
 import os
+import platform
 import shlex
 import subprocess
 import sys
 import tempfile
 
 TIMEOUT = 60
+SKIP_EXIT = 77
+
+
+def tier_built(nanovm, tier):
+    """Whether this nanovm build has `tier` (it says "not available in this build" otherwise)."""
+    import subprocess, tempfile, os
+    with tempfile.NamedTemporaryFile("w", suffix=".casm", delete=False) as f:
+        f.write(".func main\n    HALT\n")
+        path = f.name
+    try:
+        r = subprocess.run([nanovm, "run", "--tier", tier, path], capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    return "not available in this build" not in r.stderr
+
 CASE_EXTS = ('.casm', '.json')
 UPSTREAM_SKIP = {}
 # Upstream programs that need capabilities: extra `nanovm run` options (a policy whose sandboxed
@@ -252,6 +273,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--nanovm', required=True, help='path of the nanovm binary')
     ap.add_argument('--flags', default='', help='extra flags for every "nanovm run"')
+    ap.add_argument('--tier', help='run every case on this tier (nanovm run --tier TIER)')
     ap.add_argument('--roundtrip', action='store_true', help='asm/disasm round trips instead')
     ap.add_argument('--asm-flags', default='', help='extra flags for "nanovm asm" (round trips)')
     ap.add_argument('--upstream', action='append', default=[], metavar='DIR')
@@ -270,6 +292,11 @@ def main():
     args = ap.parse_args(argv)
     nanovm = os.path.abspath(args.nanovm)
     extra = shlex.split(args.flags)
+    if args.tier:
+        if not tier_built(nanovm, args.tier):
+            print('SKIP: tier %s is not in this build (%s)' % (args.tier, platform.machine()))
+            return SKIP_EXIT
+        extra = ['--tier', args.tier] + extra
     asm_flags = shlex.split(args.asm_flags)
 
     jobs = []  # (name, function, argument) ; function returns (problems or None, cmd, stderr)
