@@ -2,8 +2,9 @@
 # demo.sh NANOVM - the README's first command (make run): build a demo PKI (root, intermediate,
 # code-signing leaf) with the openssl command line, pack and sign examples/hello as a capsule,
 # show the trust decision, run it under a policy with an audit log, verify the log, then show a
-# tampered capsule being rejected, an unsigned copy running on the WASM sandbox tier, and a gas
-# limit stopping an endless loop.
+# tampered capsule being rejected, a copy signed without a chain running on the JIT, an unsigned
+# copy running on the WASM sandbox tier, and a gas limit stopping an endless loop. The trusted
+# capsule runs on the AOT tier (compiled by cc into the cache on its first run).
 set -u
 NVM=${1:-build/nanovm}
 DIR=$(cd "$(dirname "$0")" && pwd)
@@ -82,6 +83,14 @@ cp "$T/hello.cap" "$T/tampered.cap"
 POS=$(($(od -An -tu4 -j16 -N4 "$T/hello.cap") - 12))
 printf 'X' | dd of="$T/tampered.cap" bs=1 seek="$POS" conv=notrunc 2>/dev/null
 "$NVM" run --policy "$T/policy.json" "$T/tampered.cap" 2>&1
+echo "   exit status $?"
+
+echo "== signed with a key of its own, no certificate chain: verified level, run on the JIT tier"
+"$NVM" keygen -o "$T/own.key" >/dev/null || exit $?
+"$NVM" pack --manifest "$DIR/hello.json" -o "$T/own.cap" "$DIR/hello.casm" >/dev/null || exit $?
+"$NVM" sign --key "$T/own.key" "$T/own.cap" >/dev/null || exit $?
+"$NVM" verify --policy "$T/policy.json" "$T/own.cap" 2>&1 | grep -E '^(trust level|tier):'
+"$NVM" run --policy "$T/policy.json" "$T/own.cap" 2>&1
 echo "   exit status $?"
 
 echo "== the same program unsigned: sandboxed level, run by auto on the WASM sandbox tier"
