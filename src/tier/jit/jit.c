@@ -894,6 +894,20 @@ static void pinsn(jc *c, int r, uint32_t i)
 /* Speculation at site i: both operands must be floats; otherwise everything goes to memory and
  * the generic version of the function continues at instruction i (after refunding the rest of
  * this block: the generic block at i charges its own). */
+static uint32_t spec_exit(jc *c, uint32_t i, uint32_t gen0)
+{
+    uint32_t stub = x64_label(&c->a);
+    int saved = c->a.cur;
+    c->a.cur = 1;
+    x64_bind(&c->a, stub);
+    for (uint32_t q = 0; q < c->H; q++)
+        emit_mat(c, q);
+    alu_ri(&c->a, ALU_ADD, R15, (int32_t)(c->blk_end - i));
+    jmp(&c->a, gen0 + i);
+    c->a.cur = saved;
+    return stub;
+}
+
 static void spec_float(jc *c, uint32_t i, uint32_t gen0)
 {
     uint32_t stub = x64_label(&c->a);
@@ -1372,7 +1386,10 @@ body:
                 bool set = in->op == NVM_OP_ARR_SET;
                 uint32_t qa = set ? H - 3 : H - 2, qi = qa + 1;
                 uint32_t done = x64_label(&c->a);
-                uint32_t stub = slow_stub(c, i, set ? qa + 1 : qa, set ? V_MEM : V_MEM, 0, done);
+                /* speculative int element: every failure continues in the generic version */
+                bool sint = !set && spec != NULL && spec[i] == 2;
+                uint32_t stub = sint ? spec_exit(c, i, gen0)
+                                     : slow_stub(c, i, set ? qa + 1 : qa, V_MEM, 0, done);
                 check_tag(c, qa, NVM_T_ARRAY, stub);
                 check_tag(c, qi, NVM_T_INT, stub);
                 obj_of(c, qa);
@@ -1390,6 +1407,16 @@ body:
                 jcc(&c->a, CC_AE, stub); /* unsigned: negative after the fix-up is out too */
                 shift_ri(&c->a, 4, RDX, 4);
                 alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_array, items));
+                if (sint) {
+                    alu32_mi(&c->a, ALU_CMP, RDX, TAG, NVM_T_INT);
+                    jcc(&c->a, CC_NE, stub);
+                    pop_n(c, 2);
+                    vent r = mk(V_REG, TM_INT);
+                    r.reg = (uint8_t)alloc_gpr(c);
+                    mov_rm(&c->a, r.reg, RDX, 0);
+                    push(c, r);
+                    break;
+                }
                 if (set) {
                     store_to(c, &c->vs[H - 1], H - 1, RDX, 0, false);
                 } else {

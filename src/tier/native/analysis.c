@@ -311,7 +311,7 @@ bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const u
             }
             nvm_xfer(m, fn, i, cur, &H, cur + W);
             if (spec != NULL && spec[i])
-                cur[H - 1] = TM_FLOAT;
+                cur[H - 1] = spec[i] == 2 ? TM_INT : TM_FLOAT;
             /* the type model's stack effect must agree with the verifier's heights */
             if (!nvm_op_ends_block(in->op) || in->op == NVM_OP_JZ || in->op == NVM_OP_JNZ ||
                 in->op == NVM_OP_CALL) {
@@ -390,15 +390,18 @@ bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f
     bool floaty = false, any = false;
     for (uint32_t i = 0; i < fn->ninsn; i++)
         floaty |= fn->code[i].op == NVM_OP_PUSH_F64 || fn->code[i].op >= NVM_OP_MATH_POW;
-    if (!floaty)
-        return false;
     uint32_t W = fn->max_height + 1, S = fn->nslots;
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
         memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
         uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
         for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
             uint8_t op = fn->code[i].op;
-            if ((op == NVM_OP_ADD || op == NVM_OP_SUB || op == NVM_OP_MUL || op == NVM_OP_DIV) &&
+            if (!floaty && op == NVM_OP_ARR_GET) {
+                site[i] = 2; /* an int element */
+                any = true;
+            }
+            if (floaty &&
+                (op == NVM_OP_ADD || op == NVM_OP_SUB || op == NVM_OP_MUL || op == NVM_OP_DIV) &&
                 H >= 2) {
                 tmask x = cur[H - 2], y = cur[H - 1];
                 if ((x & TM_FLOAT) && (y & TM_FLOAT) && !(x == TM_FLOAT && y == TM_FLOAT)) {

@@ -47,13 +47,15 @@ void nvm_xfer(const nvm_module *m, const nvm_func *fn, uint32_t i, tmask *stk, u
               tmask *sl);
 bool nvm_op_is_branch(uint8_t op);
 bool nvm_op_ends_block(uint8_t op);
-/* Blocks and types; extra: more leaders; spec: sites whose result is assumed to be a float;
+/* Blocks and types; extra: more leaders; spec: sites whose result is assumed (1 float, 2 int);
  * argspec: argument types assumed on entry (speculative version, guarded at entry).
  * false: over NVM_NATIVE_MAX_STATE, out of memory, or a stack effect the model does not follow. */
 bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const uint8_t *extra,
                  const uint8_t *spec, const tmask *argspec);
 void nvm_fninfo_free(nvm_fninfo *f);
-/* Float speculation sites of a function that computes with floats (see analysis.c). */
+/* Speculation sites: in a function that computes with floats (float constants or math),
+ * arithmetic on operands that may be floats is assumed to give a float (site 1); elsewhere an
+ * array element read is assumed to be an int (site 2). */
 bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f, uint8_t *site,
                     tmask *scratch);
 
