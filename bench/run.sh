@@ -18,8 +18,8 @@
 set -u
 
 PROGRAMS=${NVM_BENCH_PROGRAMS:-"fib loop sieve nbody strings qsort mandel"}
-RUN_ORDER="lua54 nanovm nanojit nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
-TABLE_ORDER="nanovm nanojit nanowasm lua54 luajit luajitjoff python3 node gcc"
+RUN_ORDER="lua54 nanovm nanojit nanoaot nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
+TABLE_ORDER="nanovm nanojit nanoaot nanowasm lua54 luajit luajitjoff python3 node gcc"
 PY=/usr/bin/python3
 STARTUP_RUNS=20
 
@@ -53,6 +53,8 @@ PEERS=$(cd "$PEERS" && pwd)
 OUT=${NVM_BENCH_OUT:-$BENCH/results}
 mkdir -p "$OUT" || die "cannot create $OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nvm-bench.XXXXXX") || die "cannot create a temporary directory"
+# the AOT tier compiles into a cache of this run (warm before timing: `nanovm aot` first)
+export NVM_CACHE_DIR="$TMP/aot-cache"
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
@@ -82,6 +84,7 @@ label() {
     case $1 in
     nanovm) echo "nanovm" ;;
     nanojit) echo "nanovm jit" ;;
+    nanoaot) echo "nanovm aot" ;;
     nanowasm) echo "nanovm wasm" ;;
     lua54) echo "lua5.4" ;;
     luajit) echo "luajit" ;;
@@ -100,6 +103,8 @@ cmdline() {
         echo "$(q "$NANOVM") run --tier jit $(q "$BENCH/$1.casm")" ;;
     nanowasm) "$NANOVM" run --tier wasm "$BENCH/hello.casm" >/dev/null 2>&1 &&
         echo "$(q "$NANOVM") run --tier wasm $(q "$BENCH/$1.casm")" ;;
+    nanoaot) have cc && "$NANOVM" aot "$BENCH/$1.casm" >/dev/null 2>&1 &&
+        echo "$(q "$NANOVM") run --tier aot $(q "$BENCH/$1.casm")" ;;
     lua54) echo "lua5.4 $(q "$PEERS/$1.lua")" ;;
     luajit) have luajit && echo "luajit $(q "$PEERS/$1.lua")" ;;
     luajitjoff) have luajit && echo "luajit -joff $(q "$PEERS/$1.lua")" ;;
@@ -279,7 +284,8 @@ END {
     print "# NanoVM benchmarks" > md
     print "" > md
     printf "%s, %s. Median wall time of %d runs (%s), start-up included; NanoVM runs " \
-        "`nanovm run --tier interp` (nanovm), `--tier jit` (nanovm jit) and `--tier wasm` " \
+        "`nanovm run --tier interp` (nanovm), `--tier jit` (nanovm jit), `--tier aot` " \
+        "(nanovm aot, compiled into a private cache before timing) and `--tier wasm` " \
         "(nanovm wasm). ", date, host, runs, timer > md
     if (status == 0) print "Every runtime printed exactly the line lua5.4 printed." > md
     else print "**Some runtime printed a different line or failed: see the table.**" > md

@@ -217,6 +217,30 @@ static void test_speculation_fallback(void **state)
     nvm_module_free(m);
 }
 
+static nvm_status stop_after_3(void *ud)
+{
+    int *n = ud;
+    return ++*n >= 3 ? NVM_E_TIME : NVM_OK;
+}
+
+/* The interrupt hook (wall-time limits) runs inside compiled loops: every 65,536 instructions. */
+static void test_interrupt_in_loop(void **state)
+{
+    (void)state;
+    nvm_module *m = load(".func main\nspin:\n    JMP spin\n");
+    nvm_config cfg;
+    nvm_config_init(&cfg);
+    int calls = 0;
+    cfg.interrupt = stop_after_3;
+    cfg.interrupt_ud = &calls;
+    nvm_error err;
+    int64_t gas = 0;
+    assert_int_equal(nvm_execute(&cfg, m, NULL, NVM_TIER_JIT, false, &gas, &err), NVM_E_TIME);
+    assert_int_equal(calls, 3);
+    assert_true(gas >= 2 * 65536 && gas <= 3 * 65536);
+    nvm_module_free(m);
+}
+
 static void test_compile_time(void **state)
 {
     (void)state;
@@ -252,7 +276,7 @@ int main(void)
         cmocka_unit_test(test_mappings_and_constants), cmocka_unit_test(test_gas_parity),
         cmocka_unit_test(test_cache_shared),           cmocka_unit_test(test_deep_recursion),
         cmocka_unit_test(test_throw_through_frames),   cmocka_unit_test(test_speculation_fallback),
-        cmocka_unit_test(test_compile_time),
+        cmocka_unit_test(test_interrupt_in_loop),      cmocka_unit_test(test_compile_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
