@@ -125,10 +125,18 @@ void nvm_mem_free(nvm_vm *vm, void *p, size_t n)
 
 /* ---- objects ---- */
 
-/* Bytes of a string object of `size` bytes as allocated: small strings take whole cells. */
+/* Bytes of a string object of `size` (> 8) bytes as allocated: small strings take whole cells of
+ * 16k + 8 bytes (24, 40, .. NVM_STR_CELL_MAX), the sizes that fill a block of a malloc with an
+ * 8-byte block header and 16-byte alignment (glibc's) without padding. */
 static size_t str_cell(size_t size)
 {
-    return size <= NVM_STR_CELL_MAX ? (size + 15u) & ~(size_t)15u : size;
+    return size <= NVM_STR_CELL_MAX ? ((size + 23u) & ~(size_t)15u) - 8u : size;
+}
+
+/* The str_cache list of a cell size. */
+static size_t cell_class(size_t cell)
+{
+    return (cell + 8u) / 16u - 2u;
 }
 
 static size_t obj_size(const void *o)
@@ -157,8 +165,8 @@ static void obj_free(nvm_vm *vm, void *o)
     size_t cap = h->next_gc / 2 > NVM_STR_CACHE_MAX ? h->next_gc / 2 : NVM_STR_CACHE_MAX;
     if (hdr->kind == NVM_OBJ_STR && n <= NVM_STR_CELL_MAX && h->str_cache_bytes + n <= cap) {
         void **cell = o;
-        *cell = h->str_cache[n / 16 - 2];
-        h->str_cache[n / 16 - 2] = cell;
+        *cell = h->str_cache[cell_class(n)];
+        h->str_cache[cell_class(n)] = cell;
         h->str_cache_bytes += n;
         h->bytes = n <= h->bytes ? h->bytes - n : 0;
         return;
@@ -174,7 +182,7 @@ static void flush_cache(nvm_vm *vm)
         while (h->str_cache[c] != NULL) {
             void **cell = h->str_cache[c];
             h->str_cache[c] = *cell;
-            hook(vm, cell, (c + 2) * 16, 0);
+            hook(vm, cell, (c + 2) * 16 - 8, 0);
         }
     }
     h->str_cache_bytes = 0;
@@ -226,10 +234,10 @@ nvm_status nvm_obj_new(nvm_vm *vm, int kind, size_t size, void **obj, nvm_value 
         return st;
     if (kind == NVM_OBJ_STR) {
         size = str_cell(size);
-        if (size <= NVM_STR_CELL_MAX && h->str_cache[size / 16 - 2] != NULL &&
+        if (size <= NVM_STR_CELL_MAX && h->str_cache[cell_class(size)] != NULL &&
             vm->cfg.fail_alloc_at == 0) {
-            void **cell = h->str_cache[size / 16 - 2];
-            h->str_cache[size / 16 - 2] = *cell;
+            void **cell = h->str_cache[cell_class(size)];
+            h->str_cache[cell_class(size)] = *cell;
             h->str_cache_bytes -= size;
             h->bytes += size;
             h->nalloc++;
@@ -431,7 +439,14 @@ void nvm_gc_collect(nvm_vm *vm)
         h->gray_cap = 0;
     }
     h->ngray = 0;
-    h->next_gc = h->bytes > NVM_GC_MIN_THRESHOLD / 2 ? h->bytes * 2 : NVM_GC_MIN_THRESHOLD;
+    /* pace: collect again when the live object data has doubled. The handle table and the mark
+     * stack are counted once: their size follows the most objects ever held at once (live and
+     * garbage), not the live data, and doubling them would widen every cycle's garbage allowance
+     * and so the table itself. */
+    size_t meta = (sizeof(void *) + sizeof(uint32_t)) * h->objs_cap;
+    meta += sizeof(uint32_t) * h->gray_cap;
+    size_t next = h->bytes + (h->bytes > meta ? h->bytes - meta : 0);
+    h->next_gc = next > NVM_GC_MIN_THRESHOLD ? next : NVM_GC_MIN_THRESHOLD;
     h->ncollections++;
     h->in_gc = false;
 }

@@ -89,13 +89,13 @@ typedef struct nvm_heap {
     uint32_t gray_cap;
     bool gray_overflow;
     /* freed small strings kept for reuse, one singly linked list per size class (cells of
-     * 32, 48, .. NVM_STR_CELL_MAX bytes, linked through their first word). Their bytes are in
+     * 24, 40, .. NVM_STR_CELL_MAX bytes, linked through their first word). Their bytes are in
      * str_cache_bytes, not in `bytes`; the memory limit applies to the sum (the cache is given
      * back to the allocator before an allocation fails for the limit or the hook). */
     void *str_cache[15];
     size_t str_cache_bytes;
 } nvm_heap;
-#define NVM_STR_CELL_MAX 256u
+#define NVM_STR_CELL_MAX 248u
 
 /* nvm_gchdr.mark bits: the collector's mark, and "on the current printing path" (value.c's cycle
  * guard). The collector only ever touches NVM_MARK_GC. */
