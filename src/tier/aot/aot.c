@@ -100,6 +100,13 @@ static const layout layouts[] = {
     {"SZ_insn", sizeof(nvm_insn)},
     {"O_array_len", offsetof(nvm_array, len)},
     {"O_array_items", offsetof(nvm_array, items)},
+    {"O_array_cap", offsetof(nvm_array, cap)},
+    {"O_map_nentries", offsetof(nvm_map, nentries)},
+    {"O_map_entries", offsetof(nvm_map, entries)},
+    {"SZ_mapentry", sizeof(nvm_mapentry)},
+    {"O_me_key", offsetof(nvm_mapentry, key)},
+    {"O_me_value", offsetof(nvm_mapentry, value)},
+    {"O_insn_k", offsetof(nvm_insn, k)},
     {"SZ_value", sizeof(nvm_value)},
     {"O_value_type", offsetof(nvm_value, type)},
 };
@@ -159,28 +166,17 @@ static const char *const prelude[] = {
     "#define RT (CTX->rt)\n"
     "#define U(x) __builtin_expect(!!(x), 0)\n"
     "#define SYNC() (F(int64_t, O_jit_gas) = gas)\n"
-    "#define TY(v) ((v)->type)\n"
-    "#define FV(v) (TY(v) == 3 ? (v)->as.f : (double)(v)->as.i)\n",
-    "/* block entry: charge n instructions of the block at s (height h) */\n"
-    "#define GAS(s, n, h)                                                          \\\n"
-    "    if (U((gas -= (n)) < 0)) {                                                \\\n"
-    "        gas += (n);                                                           \\\n"
-    "        SYNC();                                                               \\\n"
-    "        rc = RT->gas(vm, (n), (s), base + (h));                               \\\n"
-    "        gas = F(int64_t, O_jit_gas);                                          \\\n"
-    "        if (rc == 0)                                                          \\\n"
-    "            gas -= (n);                                                       \\\n"
-    "        else if (rc == 3)                                                     \\\n"
-    "            return RT->deopt(vm, (s), base + (h), slots);                     \\\n"
-    "        else                                                                  \\\n"
-    "            goto unwind;                                                      \\\n"
-    "    }\n"
-    "/* instruction i stepped by the runtime (top at height h); rf: the block's rest */\n"
-    "#define SLOW(i, h, rf)                                                        \\\n"
-    "    if (U((rc = RT->fast(vm, (i), base + (h), slots, gas)) != 0)) {           \\\n"
-    "        gas += (rf);                                                          \\\n"
-    "        goto unwind;                                                          \\\n"
-    "    }\n",
+    "#define L(x) __builtin_expect(!!(x), 1)\n"
+    "static inline double BD(int64_t i)\n{\n    union { int64_t i; double f; } u;\n"
+    "    u.i = i;\n    return u.f;\n}\n"
+    "static inline int64_t DB(double f)\n{\n    union { int64_t i; double f; } u;\n"
+    "    u.f = f;\n    return u.i;\n}\n"
+    "#define FV(t, i) ((t) == 3 ? BD(i) : (double)(i))\n"
+    "/* truthiness of a value with payload i and tag t (c: its cell) */\n"
+    "static inline int TRUTHY(struct nvm_vm *vm, nvm_value *c, int64_t i, uint32_t t)\n{\n"
+    "    if (t == 1)\n        return (int)i != 0;\n    if (t == 2)\n        return i != 0;\n"
+    "    if (t == 0)\n        return 0;\n    c->as.i = i;\n    c->type = t;\n"
+    "    return RT->truthy(vm, c);\n}\n",
     "#define PFCODE(fi) (*(const char **)(F(char *, O_pfuncs) + (fi) * SZ_pfunc + O_pfunc_code))\n"
     "/* CALL: pushes callee ci's frame (the caller resumes at instruction i + 1 of fi), calls fn\n"
     " * with the callee's base at height h and its slots after the caller's S */\n"
@@ -216,6 +212,13 @@ static const char *const prelude[] = {
     "    }\n"};
 
 /* ---- per function ---- */
+/* Where a value lives while generated code runs: in C locals named after its stack position
+ * (pI3 pD3 pT3) or slot (sI3 sD3 sT3). Representation R_G: payload bits in xI, tag in xT; R_F: a
+ * float in xD; any other r (a type): the tag is the constant r and the payload is in xI. A value's
+ * interpreter cell is written from its locals (flush) before any runtime call that can observe it
+ * and read back where the runtime changed it. Index v < W is stack position v, else slot v - W. */
+enum { R_G = -1, R_F = NVM_T_FLOAT };
+
 typedef struct gen {
     tb *b;
     const nvm_module *m;
@@ -223,15 +226,51 @@ typedef struct gen {
     uint32_t fi;
     int64_t consumed;
     uint32_t W, S;
-    tmask *stk, *sl;
-    uint32_t H;
-    uint32_t blk_end;
+    tmask *stk, *sl; /* masks before the current instruction (stk[0..H), sl[0..S)) */
+    tmask *post;     /* W + S masks after it */
+    int8_t *rep;     /* W + S representations */
+    bool *dirty;     /* W + S: the locals are newer than the cell */
+    uint32_t H, blk_end;
+    char pre;             /* label prefix of the version being emitted */
+    const nvm_fninfo *f;  /* its analysis */
+    const uint8_t *spec;  /* its float speculation sites, NULL: none */
+    const nvm_fninfo *gf; /* the generic version (speculating version only) */
 } gen;
+
+typedef struct nm {
+    char s[112];
+} nm;
 
 /* cell of stack position q, relative to base */
 static long long cl(const gen *g, uint32_t q)
 {
     return (long long)q - g->consumed;
+}
+
+static nm N(const gen *g, uint32_t v, char c)
+{
+    nm n;
+    if (v < g->W)
+        snprintf(n.s, sizeof n.s, "p%c%" PRIu32, c, v);
+    else
+        snprintf(n.s, sizeof n.s, "s%c%" PRIu32, c, v - g->W);
+    return n;
+}
+
+static nm cell(const gen *g, uint32_t v)
+{
+    nm n;
+    if (v < g->W)
+        snprintf(n.s, sizeof n.s, "base[%lld]", cl(g, v));
+    else
+        snprintf(n.s, sizeof n.s, "slots[%" PRIu32 "]", v - g->W);
+    return n;
+}
+
+static int rep_of(tmask m)
+{
+    int t = nvm_tm_single(m);
+    return t < 0 ? R_G : t;
 }
 
 static void put_i64(tb *b, int64_t v)
@@ -242,105 +281,207 @@ static void put_i64(tb *b, int64_t v)
         put(b, "INT64_C(%" PRId64 ")", v);
 }
 
-/* C condition "value at cell c has type t", folded with the mask m */
-static void ty_is(gen *g, tmask m, long long c, int t)
+/* dst (an nvm_value lvalue) = the value of v */
+static void store_val(gen *g, uint32_t v, const char *dst)
 {
-    if (m == TM(t))
-        put(g->b, "1");
-    else if (!(m & TM(t)))
-        put(g->b, "0");
+    int r = g->rep[v];
+    if (r == R_F)
+        put(g->b, "    %s.as.f = %s; %s.type = 3;\n", dst, N(g, v, 'D').s, dst);
+    else if (r == R_G)
+        put(g->b, "    %s.as.i = %s; %s.type = %s;\n", dst, N(g, v, 'I').s, dst, N(g, v, 'T').s);
     else
-        put(g->b, "(TY(&base[%lld]) == %d)", c, t);
-}
-static void ty_num(gen *g, tmask m, long long c)
-{
-    if ((m & ~TM_NUM) == 0 && m != 0)
-        put(g->b, "1");
-    else if (!(m & TM_NUM))
-        put(g->b, "0");
-    else
-        put(g->b, "(TY(&base[%lld]) == 2 || TY(&base[%lld]) == 3)", c, c);
+        put(g->b, "    %s.as.i = %s; %s.type = %d;\n", dst, N(g, v, 'I').s, dst, r);
 }
 
-/* dst = src as two scalar moves (whole-struct copies defeat store forwarding); the tag is a
- * constant when the mask knows it */
-static void copy(gen *g, const char *dst, const char *src, tmask m)
+/* the locals of v in representation r = src (an nvm_value lvalue) */
+static void load_val(gen *g, uint32_t v, const char *src, int r)
 {
-    int t = nvm_tm_single(m);
-    if (t >= 0)
-        put(g->b, "    %s.as.i = %s.as.i;\n    %s.type = %d;\n", dst, src, dst, t);
+    if (r == R_F)
+        put(g->b, "    %s = %s.as.f;\n", N(g, v, 'D').s, src);
+    else if (r == R_G)
+        put(g->b, "    %s = %s.as.i; %s = %s.type;\n", N(g, v, 'I').s, src, N(g, v, 'T').s, src);
+    else if (r == NVM_T_BOOL)
+        put(g->b, "    %s = %s.as.b;\n", N(g, v, 'I').s, src);
+    else if (r == NVM_T_INT)
+        put(g->b, "    %s = %s.as.i;\n", N(g, v, 'I').s, src);
+    else if (r == NVM_T_STR || r == NVM_T_ARRAY || r == NVM_T_MAP)
+        put(g->b, "    %s = %s.as.h;\n", N(g, v, 'I').s, src);
+}
+
+/* writes every value the cells do not hold yet (no state change: may be in a branch) */
+static void flush(gen *g)
+{
+    for (uint32_t v = 0; v < g->W + g->S; v++)
+        if ((v < g->H || v >= g->W) && g->dirty[v])
+            store_val(g, v, cell(g, v).s);
+}
+
+static void mark_clean(gen *g)
+{
+    for (uint32_t v = 0; v < g->W + g->S; v++)
+        g->dirty[v] = false;
+}
+
+/* same value, representation from -> to */
+static void coerce(gen *g, uint32_t v, int from, int to)
+{
+    if (from == to)
+        return;
+    if (to == R_F)
+        put(g->b, "    %s = BD(%s);\n", N(g, v, 'D').s, N(g, v, 'I').s);
+    else if (from == R_F)
+        put(g->b, "    %s = DB(%s);%s%s%s\n", N(g, v, 'I').s, N(g, v, 'D').s, to == R_G ? " " : "",
+            to == R_G ? N(g, v, 'T').s : "", to == R_G ? " = 3;" : "");
+    else if (to == R_G)
+        put(g->b, "    %s = %d;\n", N(g, v, 'T').s, from);
+}
+
+/* the entry mask of v at the block of instruction t in analysis f */
+static tmask entry_mask(const gen *g, const nvm_fninfo *f, uint32_t t, uint32_t v)
+{
+    uint32_t bi = f->blk_of[t];
+    if (bi == UINT32_MAX || !f->seen[bi])
+        return v < g->W ? TM_ANY : (tmask)(TM_ANY | TM_UNDEF);
+    return f->state[(size_t)bi * (g->W + g->S) + v];
+}
+
+/* goto the block at t of the version (pre, f), converting representations */
+static void jump_to(gen *g, char pre, const nvm_fninfo *f, uint32_t t)
+{
+    for (uint32_t v = 0; v < g->W + g->S; v++)
+        if (v < g->H || v >= g->W)
+            coerce(g, v, g->rep[v], rep_of(entry_mask(g, f, t, v)));
+    put(g->b, "    goto %c%" PRIu32 ";\n", pre, t);
+}
+
+/* C expressions for the value at position q */
+static nm xi(const gen *g, uint32_t q)
+{
+    return N(g, q, 'I');
+}
+static nm xf(const gen *g, uint32_t q)
+{
+    nm n;
+    tmask m = g->stk[q];
+    if (g->rep[q] == R_F)
+        return N(g, q, 'D');
+    if (m == TM_FLOAT)
+        snprintf(n.s, sizeof n.s, "BD(pI%" PRIu32 ")", q);
+    else if (m == TM_INT)
+        snprintf(n.s, sizeof n.s, "(double)pI%" PRIu32, q);
     else
-        put(g->b, "    %s.as.i = %s.as.i;\n    %s.type = %s.type;\n", dst, src, dst, src);
+        snprintf(n.s, sizeof n.s, "FV(pT%" PRIu32 ", pI%" PRIu32 ")", q, q);
+    return n;
+}
+/* "position q holds type t", folded with its mask and representation */
+static nm is(const gen *g, uint32_t q, int t)
+{
+    nm n;
+    tmask m = g->stk[q];
+    int r = g->rep[q];
+    if (m == TM(t) || r == t)
+        snprintf(n.s, sizeof n.s, "1");
+    else if (!(m & TM(t)) || r != R_G)
+        snprintf(n.s, sizeof n.s, "0");
+    else
+        snprintf(n.s, sizeof n.s, "(pT%" PRIu32 " == %d)", q, t);
+    return n;
+}
+static nm isnum(const gen *g, uint32_t q)
+{
+    nm n;
+    tmask m = g->stk[q];
+    int r = g->rep[q];
+    if ((m != 0 && (m & ~TM_NUM) == 0) || r == NVM_T_INT || r == R_F)
+        snprintf(n.s, sizeof n.s, "1");
+    else if (!(m & TM_NUM) || r != R_G)
+        snprintf(n.s, sizeof n.s, "0");
+    else
+        snprintf(n.s, sizeof n.s, "(pT%" PRIu32 " - 2u <= 1u)", q);
+    return n;
 }
 
-static void copy_cells(gen *g, long long d, long long s, tmask m)
+/* locals of v (representation r) = expr, a value of type vt */
+static void assign(gen *g, uint32_t v, int r, int vt, const char *expr)
 {
-    char a[48], b[48];
-    snprintf(a, sizeof a, "base[%lld]", d);
-    snprintf(b, sizeof b, "base[%lld]", s);
-    copy(g, a, b, m);
+    if (r == R_F)
+        put(g->b, "    %s = %s;\n", N(g, v, 'D').s, expr);
+    else if (vt == NVM_T_FLOAT)
+        put(g->b, "    %s = DB(%s);%s%s%s\n", N(g, v, 'I').s, expr, r == R_G ? " " : "",
+            r == R_G ? N(g, v, 'T').s : "", r == R_G ? " = 3;" : "");
+    else if (r == R_G)
+        put(g->b, "    %s = %s; %s = %d;\n", N(g, v, 'I').s, expr, N(g, v, 'T').s, vt);
+    else
+        put(g->b, "    %s = %s;\n", N(g, v, 'I').s, expr);
 }
 
-static void slow(gen *g, uint32_t i, uint32_t top)
+static void set_res(gen *g, uint32_t v, int r)
 {
-    put(g->b, "SLOW(%" PRIu32 "u, %lld, %" PRIu32 ")", i, cl(g, top), g->blk_end - (i + 1));
+    g->rep[v] = (int8_t)r;
+    g->dirty[v] = true;
+}
+
+/* instruction i stepped by the runtime (top at position top); an error leaves the function */
+static void step(gen *g, uint32_t i, uint32_t top)
+{
+    flush(g);
+    put(g->b,
+        "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
+        "    if (U(rc != 0)) { gas += %" PRIu32 "; goto unwind; }\n",
+        i, cl(g, top), g->blk_end - (i + 1));
+}
+
+/* the cold path of an inlined instruction: stepped, then position q reloaded (rep r) */
+static void slow_reload(gen *g, uint32_t i, int q, int r)
+{
+    put(g->b, "    if (U(!ok_)) {\n");
+    step(g, i, g->H);
+    if (q >= 0)
+        load_val(g, (uint32_t)q, cell(g, (uint32_t)q).s, r);
+    put(g->b, "    }\n    }\n");
 }
 
 static void arith(gen *g, uint32_t i, uint8_t op)
 {
     tb *b = g->b;
-    uint32_t H = g->H;
-    long long x = cl(g, H - 2), y = cl(g, H - 1);
-    tmask xm = g->stk[H - 2], ym = g->stk[H - 1];
+    uint32_t H = g->H, x = H - 2, y = H - 1;
+    int r = rep_of(g->post[x]);
     static const char *const bi[] = {"add", "sub", "mul"};
     static const char ch[] = {'+', '-', '*', '/'};
     int k = op == NVM_OP_ADD ? 0 : op == NVM_OP_SUB ? 1 : op == NVM_OP_MUL ? 2 : 3;
-    put(b, "    if (");
-    ty_is(g, xm, x, NVM_T_INT);
-    put(b, " && ");
-    ty_is(g, ym, y, NVM_T_INT);
-    put(b, ") {\n");
+    char e[400];
+    put(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", is(g, x, NVM_T_INT).s,
+        is(g, y, NVM_T_INT).s);
     if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
-        put(b,
-            "        if (U(base[%lld].as.i == 0 || (base[%lld].as.i == -1 && base[%lld].as.i == "
-            "INT64_MIN))) { ",
-            y, y, x);
-        slow(g, i, H);
-        put(b, " } else base[%lld].as.i = base[%lld].as.i %c base[%lld].as.i;\n", x, x,
-            op == NVM_OP_DIV ? '/' : '%', y);
+        put(b, "    if (L(%s != 0 && (%s != -1 || %s != INT64_MIN))) {\n", xi(g, y).s, xi(g, y).s,
+            xi(g, x).s);
+        snprintf(e, sizeof e, "%s %c %s", xi(g, x).s, op == NVM_OP_DIV ? '/' : '%', xi(g, y).s);
     } else {
-        put(b,
-            "        int64_t r;\n        if (U(__builtin_%s_overflow(base[%lld].as.i, "
-            "base[%lld].as.i, &r))) { ",
-            bi[k], x, y);
-        slow(g, i, H);
-        put(b, " } else base[%lld].as.i = r;\n", x);
+        put(b, "    int64_t r_;\n    if (L(!__builtin_%s_overflow(%s, %s, &r_))) {\n", bi[k],
+            xi(g, x).s, xi(g, y).s);
+        snprintf(e, sizeof e, "r_");
     }
-    put(b, "    }");
+    assign(g, x, r, NVM_T_INT, e);
+    put(b, "    ok_ = 1; }\n    }");
     if (op != NVM_OP_MOD) {
-        put(b, " else if (");
-        ty_num(g, xm, x);
-        put(b, " && ");
-        ty_num(g, ym, y);
+        put(b, " else if (%s && %s", isnum(g, x).s, isnum(g, y).s);
         if (op == NVM_OP_DIV)
-            put(b, " && FV(&base[%lld]) != 0.0", y);
-        put(b,
-            ") {\n        base[%lld].as.f = FV(&base[%lld]) %c FV(&base[%lld]);\n"
-            "        base[%lld].type = 3;\n    }",
-            x, x, ch[k], y, x);
+            put(b, " && %s != 0.0", xf(g, y).s);
+        put(b, ") {\n");
+        snprintf(e, sizeof e, "%s %c %s", xf(g, x).s, ch[k], xf(g, y).s);
+        assign(g, x, r, NVM_T_FLOAT, e);
+        put(b, "    ok_ = 1;\n    }");
     }
-    put(b, " else { ");
-    slow(g, i, H);
-    put(b, " }\n");
+    put(b, "\n");
+    slow_reload(g, i, (int)x, r);
+    set_res(g, x, r);
 }
 
-/* Comparison: the C expression of its result is left in `r` (int). */
+/* Comparison: its result is left in the C variable r_ (inside an open brace) */
 static void compare(gen *g, uint32_t i, uint8_t op)
 {
     tb *b = g->b;
-    uint32_t H = g->H;
-    long long x = cl(g, H - 2), y = cl(g, H - 1);
-    tmask xm = g->stk[H - 2], ym = g->stk[H - 1];
+    uint32_t H = g->H, x = H - 2, y = H - 1;
     const char *o = op == NVM_OP_EQ   ? "=="
                     : op == NVM_OP_NE ? "!="
                     : op == NVM_OP_LT ? "<"
@@ -348,45 +489,39 @@ static void compare(gen *g, uint32_t i, uint8_t op)
                     : op == NVM_OP_GT ? ">"
                                       : ">=";
     bool eq = op == NVM_OP_EQ || op == NVM_OP_NE;
-    put(b, "    if (");
-    ty_is(g, xm, x, NVM_T_INT);
-    put(b, " && ");
-    ty_is(g, ym, y, NVM_T_INT);
-    put(b, ") r = base[%lld].as.i %s base[%lld].as.i;\n", x, o, y);
-    if (eq) {
-        put(b, "    else if (");
-        ty_is(g, xm, x, NVM_T_BOOL);
-        put(b, " && ");
-        ty_is(g, ym, y, NVM_T_BOOL);
-        put(b, ") r = base[%lld].as.b %s base[%lld].as.b;\n", x, o, y);
-    } else {
-        put(b, "    else if (");
-        ty_num(g, xm, x);
-        put(b, " && ");
-        ty_num(g, ym, y);
-        put(b, ") r = FV(&base[%lld]) %s FV(&base[%lld]);\n", x, o, y);
-    }
-    put(b, "    else { ");
-    slow(g, i, H);
-    put(b, " r = base[%lld].as.b; }\n", x);
+    put(b, "    { int ok_ = 1, r_ = 0;\n");
+    put(b, "    if (%s && %s) r_ = %s %s %s;\n", is(g, x, NVM_T_INT).s, is(g, y, NVM_T_INT).s,
+        xi(g, x).s, o, xi(g, y).s);
+    if (eq)
+        put(b, "    else if (%s && %s) r_ = (int)%s %s (int)%s;\n", is(g, x, NVM_T_BOOL).s,
+            is(g, y, NVM_T_BOOL).s, xi(g, x).s, o, xi(g, y).s);
+    /* int against float is compared exactly by the runtime */
+    put(b, "    else if (%s && %s) r_ = %s %s %s;\n    else ok_ = 0;\n", is(g, x, NVM_T_FLOAT).s,
+        is(g, y, NVM_T_FLOAT).s, xf(g, x).s, o, xf(g, y).s);
+    put(b, "    if (U(!ok_)) {\n");
+    step(g, i, H);
+    put(b, "    r_ = base[%lld].as.b;\n    }\n", cl(g, x));
 }
 
-/* JZ/JNZ on the value at position q */
-static void branch(gen *g, uint32_t q, bool if_true, uint32_t target)
+/* truthiness of position q */
+static nm truth(const gen *g, uint32_t q)
 {
-    tb *b = g->b;
-    long long c = cl(g, q);
-    tmask m = g->stk[q];
-    const char *neg = if_true ? "" : "!";
-    if (m == TM_BOOL)
-        put(b, "    if (%sbase[%lld].as.b) goto L%" PRIu32 ";\n", neg, c, target);
-    else if (m == TM_INT)
-        put(b, "    if (%s(base[%lld].as.i != 0)) goto L%" PRIu32 ";\n", neg, c, target);
+    nm n;
+    int r = g->rep[q];
+    if (r == NVM_T_BOOL)
+        snprintf(n.s, sizeof n.s, "((int)pI%" PRIu32 " != 0)", q);
+    else if (r == NVM_T_INT)
+        snprintf(n.s, sizeof n.s, "(pI%" PRIu32 " != 0)", q);
+    else if (r == NVM_T_NULL)
+        snprintf(n.s, sizeof n.s, "0");
+    else if (r == R_F)
+        snprintf(n.s, sizeof n.s, "TRUTHY(vm, &base[%lld], DB(pD%" PRIu32 "), 3)", cl(g, q), q);
+    else if (r == R_G)
+        snprintf(n.s, sizeof n.s, "TRUTHY(vm, &base[%lld], pI%" PRIu32 ", pT%" PRIu32 ")", cl(g, q),
+                 q, q);
     else
-        put(b,
-            "    if (%s(TY(&base[%lld]) == 1 ? base[%lld].as.b != 0 : TY(&base[%lld]) == 2 ? "
-            "base[%lld].as.i != 0 : RT->truthy(vm, &base[%lld]))) goto L%" PRIu32 ";\n",
-            neg, c, c, c, c, c, target);
+        snprintf(n.s, sizeof n.s, "TRUTHY(vm, &base[%lld], pI%" PRIu32 ", %d)", cl(g, q), q, r);
+    return n;
 }
 
 static const char *opname(uint8_t op)
@@ -395,83 +530,118 @@ static const char *opname(uint8_t op)
     return n != NULL ? n : "?";
 }
 
-static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
+/* copies the locals of v to w (same representation) */
+static void copy_var(gen *g, uint32_t w, uint32_t v)
+{
+    int r = g->rep[v];
+    if (r == R_F)
+        put(g->b, "    %s = %s;\n", N(g, w, 'D').s, N(g, v, 'D').s);
+    else
+        put(g->b, "    %s = %s;\n", N(g, w, 'I').s, N(g, v, 'I').s);
+    if (r == R_G)
+        put(g->b, "    %s = %s;\n", N(g, w, 'T').s, N(g, v, 'T').s);
+    set_res(g, w, r);
+}
+
+/* the object of the handle at position q */
+static void obj(gen *g, uint32_t q)
+{
+    put(g->b, "    char *o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n", xi(g, q).s);
+}
+
+/* map-entry lookup through the instruction's inline cache: e_ = the entry of field a of the map
+ * at position q, or the cold path */
+static void field_entry(gen *g, uint32_t i, uint32_t q, uint32_t a)
+{
+    put(g->b, "    if (%s) {\n", is(g, q, NVM_T_MAP).s);
+    obj(g, q);
+    put(g->b,
+        "    uint32_t pos_ = *(const uint32_t *)(PFCODE(%" PRIu32 ") + %" PRIu32
+        "u * SZ_insn + O_insn_k);\n"
+        "    if (L(pos_ < *(uint32_t *)(o_ + O_map_nentries))) {\n"
+        "    char *e_ = *(char **)(o_ + O_map_entries) + (size_t)pos_ * SZ_mapentry;\n"
+        "    if (L(((nvm_value *)(e_ + O_me_key))->type == 4 && ((nvm_value *)(e_ + "
+        "O_me_key))->as.h == F(nvm_value *, O_consts)[%" PRIu32 "].as.h)) {\n",
+        g->fi, i, a);
+}
+
+/* one version of the function (labels pre<i>) */
+static void emit_version(gen *g)
 {
     tb *b = g->b;
     const nvm_func *fn = g->fn;
     const nvm_module *m = g->m;
-    /* the function's name as a comment: program text never reaches the C file verbatim */
-    put(b, "\n/* ");
-    for (const char *c = fn->name; *c != '\0' && c - fn->name < 64; c++) {
-        bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                     (*c >= '0' && *c <= '9') || *c == '_' || *c == '.';
-        put(b, "%c", plain ? *c : '?');
-    }
-    put(b,
-        " */\nstatic int f%" PRIu32 "(struct nvm_vm *vm, nvm_value *base, nvm_value *slots)\n{\n",
-        g->fi);
-    if (!ok) {
-        put(b, "    return RT->interp_call(vm, base, slots);\n}\n");
-        return;
-    }
-    bool has_try = false;
-    for (uint32_t i = 0; i < fn->ninsn; i++)
-        has_try |= fn->code[i].op == NVM_OP_ENTER_TRY && f->blk_of[i] != UINT32_MAX;
-    put(b, "    int64_t gas = F(int64_t, O_jit_gas);\n    int rc = 0, r = 0;\n    (void)r;\n");
-    if (has_try)
-        put(b, "    const uint32_t fr0 = F(uint32_t, O_depth) - 1;\n");
-    if (g->S > 0)
-        put(b, "    for (int s = 0; s < %" PRIu32 "; s++)\n        slots[s].type = 7;\n", g->S);
+    const nvm_fninfo *f = g->f;
     uint32_t W = g->W, S = g->S;
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
         uint32_t s = f->bstart[bi], e = f->bend[bi];
         g->blk_end = e;
-        const tmask *st = f->state + (size_t)bi * (W + S);
         g->H = (uint32_t)(fn->heights[s] + (int32_t)g->consumed);
-        for (uint32_t q = 0; q < g->H; q++)
-            g->stk[q] = f->seen[bi] ? st[q] : TM_ANY;
-        for (uint32_t q = 0; q < S; q++)
-            g->sl[q] = f->seen[bi] ? st[W + q] : (tmask)(TM_ANY | TM_UNDEF);
-        put(b, "L%" PRIu32 ":\n    GAS(%" PRIu32 "u, %" PRIu32 "u, %lld)\n", s, s, e - s,
-            cl(g, g->H));
+        for (uint32_t v = 0; v < W + S; v++) {
+            tmask mk = entry_mask(g, f, s, v);
+            if (v < W)
+                g->stk[v] = mk;
+            else
+                g->sl[v - W] = mk;
+            g->rep[v] = (int8_t)rep_of(mk);
+            g->dirty[v] = true;
+        }
+        put(b, "%c%" PRIu32 ":\n", g->pre, s);
+        put(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", e - s, e - s);
+        flush(g);
+        put(b,
+            "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
+            "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
+            "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
+            "    else goto unwind;\n    }\n",
+            e - s, s, cl(g, g->H), e - s, s, cl(g, g->H));
         for (uint32_t i = s; i < e; i++) {
             const nvm_insn *in = &fn->code[i];
-            uint32_t H = g->H;
+            uint32_t H = g->H, pH = H;
             bool fused = false;
+            memcpy(g->post, g->stk, W);
+            memcpy(g->post + W, g->sl, S);
+            nvm_xfer(m, fn, i, g->post, &pH, g->post + W);
+            if (g->spec != NULL && g->spec[i])
+                g->post[pH - 1] = g->spec[i] == 2 ? TM_INT : TM_FLOAT;
             put(b, "    /* %" PRIu32 " %s */\n", i, opname(in->op));
             switch (in->op) {
-            case NVM_OP_NOP: break;
-            case NVM_OP_PUSH:
-                put(b, "    base[%lld].as.i = ", cl(g, H));
-                put_i64(b, in->k.i);
-                put(b, ";\n    base[%lld].type = 2;\n", cl(g, H));
+            case NVM_OP_NOP:
+            case NVM_OP_POP: break;
+            case NVM_OP_PUSH: {
+                char k[48];
+                if (in->k.i == INT64_MIN)
+                    snprintf(k, sizeof k, "INT64_MIN");
+                else
+                    snprintf(k, sizeof k, "INT64_C(%" PRId64 ")", in->k.i);
+                assign(g, H, NVM_T_INT, NVM_T_INT, k);
+                set_res(g, H, NVM_T_INT);
                 break;
+            }
             case NVM_OP_PUSH_F64: {
                 int64_t bits;
                 memcpy(&bits, &in->k.f, 8);
-                put(b, "    base[%lld].as.i = ", cl(g, H));
+                put(b, "    pD%" PRIu32 " = BD(", H);
                 put_i64(b, bits);
-                put(b, ";\n    base[%lld].type = 3;\n", cl(g, H));
+                put(b, ");\n");
+                set_res(g, H, R_F);
                 break;
             }
             case NVM_OP_PUSH_BOOL:
-                put(b, "    base[%lld].as.i = %d;\n    base[%lld].type = 1;\n", cl(g, H),
-                    in->b != 0, cl(g, H));
+                put(b, "    pI%" PRIu32 " = %d;\n", H, in->b != 0);
+                set_res(g, H, NVM_T_BOOL);
                 break;
             case NVM_OP_PUSH_NULL:
-                put(b, "    base[%lld].as.i = 0;\n    base[%lld].type = 0;\n", cl(g, H), cl(g, H));
+                put(b, "    pI%" PRIu32 " = 0;\n", H);
+                set_res(g, H, NVM_T_NULL);
                 break;
             case NVM_OP_PUSH_STR:
-                put(b, "    base[%lld] = F(nvm_value *, O_consts)[%" PRIu32 "];\n", cl(g, H),
+                put(b, "    pI%" PRIu32 " = F(nvm_value *, O_consts)[%" PRIu32 "].as.h;\n", H,
                     in->a);
+                set_res(g, H, NVM_T_STR);
                 break;
-            case NVM_OP_POP: break;
             case NVM_OP_DUP:
-            case NVM_OP_PICK: {
-                uint32_t src = H - 1 - (in->op == NVM_OP_PICK ? in->a : 0);
-                copy_cells(g, cl(g, H), cl(g, src), g->stk[src]);
-                break;
-            }
+            case NVM_OP_PICK: copy_var(g, H, H - 1 - (in->op == NVM_OP_PICK ? in->a : 0)); break;
             case NVM_OP_SWAP:
             case NVM_OP_ROT:
             case NVM_OP_ROLL: {
@@ -479,53 +649,66 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
                 uint32_t lo = H - 1 - n;
                 if (n == 0)
                     break;
-                put(b, "    { nvm_value t = base[%lld];\n", cl(g, lo));
-                if (n <= 8) {
-                    for (uint32_t q = lo; q + 1 < H; q++)
-                        put(b, "      base[%lld] = base[%lld];\n", cl(g, q), cl(g, q + 1));
-                } else {
-                    put(b, "      for (int q = %lld; q < %lld; q++) base[q] = base[q + 1];\n",
-                        cl(g, lo), cl(g, H - 1));
-                }
-                put(b, "      base[%lld] = t; }\n", cl(g, H - 1));
+                put(b,
+                    "    { int64_t ti_ = pI%" PRIu32 "; double td_ = pD%" PRIu32
+                    "; uint32_t tt_ = pT%" PRIu32 ";\n",
+                    lo, lo, lo);
+                for (uint32_t q = lo; q + 1 < H; q++)
+                    put(b,
+                        "    pI%" PRIu32 " = pI%" PRIu32 "; pD%" PRIu32 " = pD%" PRIu32
+                        "; pT%" PRIu32 " = pT%" PRIu32 ";\n",
+                        q, q + 1, q, q + 1, q, q + 1);
+                put(b, "    pI%" PRIu32 " = ti_; pD%" PRIu32 " = td_; pT%" PRIu32 " = tt_; }\n",
+                    H - 1, H - 1, H - 1);
+                int8_t t = g->rep[lo];
+                for (uint32_t q = lo; q + 1 < H; q++)
+                    set_res(g, q, g->rep[q + 1]);
+                set_res(g, H - 1, t);
                 break;
             }
-            case NVM_OP_LOAD:
+            case NVM_OP_LOAD: {
+                uint32_t v = W + in->a;
                 if (g->sl[in->a] & TM_UNDEF) {
-                    put(b, "    if (U(slots[%" PRIu32 "].type == 7)) { ", in->a);
-                    slow(g, i, H);
-                    put(b, " }\n");
+                    if (g->rep[v] == R_G) {
+                        put(b, "    if (U(sT%" PRIu32 " == 7)) {\n", in->a);
+                        step(g, i, H);
+                        put(b, "    }\n");
+                    } else if (g->rep[v] == NVM_T_UNDEF) {
+                        step(g, i, H);
+                    }
                 }
-                {
-                    char d[48], sv[48];
-                    snprintf(d, sizeof d, "base[%lld]", cl(g, H));
-                    snprintf(sv, sizeof sv, "slots[%" PRIu32 "]", in->a);
-                    copy(g, d, sv, (tmask)(g->sl[in->a] & TM_ANY));
-                }
+                copy_var(g, H, v);
                 break;
-            case NVM_OP_STORE: {
-                char d[48], sv[48];
-                snprintf(d, sizeof d, "slots[%" PRIu32 "]", in->a);
-                snprintf(sv, sizeof sv, "base[%lld]", cl(g, H - 1));
-                copy(g, d, sv, g->stk[H - 1]);
-            } break;
+            }
+            case NVM_OP_STORE: copy_var(g, W + in->a, H - 1); break;
             case NVM_OP_ADD:
             case NVM_OP_SUB:
             case NVM_OP_MUL:
             case NVM_OP_DIV:
-            case NVM_OP_MOD: arith(g, i, in->op); break;
+            case NVM_OP_MOD:
+                if (g->spec != NULL && g->spec[i] == 1) {
+                    put(b, "    if (U(!(%s && %s))) {\n    gas += %" PRIu32 ";\n",
+                        is(g, H - 2, NVM_T_FLOAT).s, is(g, H - 1, NVM_T_FLOAT).s, e - i);
+                    jump_to(g, 'G', g->gf, i);
+                    put(b, "    }\n");
+                    g->stk[H - 2] = g->stk[H - 1] = TM_FLOAT;
+                }
+                arith(g, i, in->op);
+                break;
             case NVM_OP_NEG: {
-                long long x = cl(g, H - 1);
-                tmask xm = g->stk[H - 1];
-                put(b, "    if (");
-                ty_is(g, xm, x, NVM_T_INT);
-                put(b, " && base[%lld].as.i != INT64_MIN) base[%lld].as.i = -base[%lld].as.i;\n", x,
-                    x, x);
-                put(b, "    else if (");
-                ty_is(g, xm, x, NVM_T_FLOAT);
-                put(b, ") base[%lld].as.f = -base[%lld].as.f;\n    else { ", x, x);
-                slow(g, i, H);
-                put(b, " }\n");
+                uint32_t x = H - 1;
+                int r = rep_of(g->post[x]);
+                char ex[300];
+                put(b, "    { int ok_ = 0;\n    if (%s && %s != INT64_MIN) {\n",
+                    is(g, x, NVM_T_INT).s, xi(g, x).s);
+                snprintf(ex, sizeof ex, "-%s", xi(g, x).s);
+                assign(g, x, r, NVM_T_INT, ex);
+                put(b, "    ok_ = 1;\n    } else if (%s) {\n", is(g, x, NVM_T_FLOAT).s);
+                snprintf(ex, sizeof ex, "-%s", xf(g, x).s);
+                assign(g, x, r, NVM_T_FLOAT, ex);
+                put(b, "    ok_ = 1;\n    }\n");
+                slow_reload(g, i, (int)x, r);
+                set_res(g, x, r);
                 break;
             }
             case NVM_OP_EQ:
@@ -537,103 +720,178 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
                 const nvm_insn *nx = i + 1 < e ? &fn->code[i + 1] : NULL;
                 compare(g, i, in->op);
                 if (nx != NULL && (nx->op == NVM_OP_JZ || nx->op == NVM_OP_JNZ)) {
-                    put(b, "    /* %" PRIu32 " %s */\n    if (%sr) goto L%" PRIu32 ";\n", i + 1,
-                        opname(nx->op), nx->op == NVM_OP_JZ ? "!" : "", nx->a);
+                    put(b, "    /* %" PRIu32 " %s */\n    if (%sr_) {\n", i + 1, opname(nx->op),
+                        nx->op == NVM_OP_JZ ? "!" : "");
+                    g->H = H - 2;
+                    jump_to(g, g->pre, f, nx->a);
+                    put(b, "    }\n    }\n");
                     fused = true;
                 } else {
-                    put(b, "    base[%lld].as.i = r;\n    base[%lld].type = 1;\n", cl(g, H - 2),
-                        cl(g, H - 2));
+                    assign(g, H - 2, NVM_T_BOOL, NVM_T_BOOL, "r_");
+                    put(b, "    }\n");
+                    set_res(g, H - 2, NVM_T_BOOL);
                 }
                 break;
             }
             case NVM_OP_NOT:
-                if (g->stk[H - 1] == TM_BOOL) {
-                    put(b, "    base[%lld].as.i = !base[%lld].as.b;\n", cl(g, H - 1), cl(g, H - 1));
-                } else {
-                    put(b, "    ");
-                    slow(g, i, H);
-                    put(b, "\n");
+                if (g->rep[H - 1] == NVM_T_BOOL) {
+                    put(b, "    pI%" PRIu32 " = !(int)pI%" PRIu32 ";\n", H - 1, H - 1);
+                    set_res(g, H - 1, NVM_T_BOOL);
+                    break;
                 }
-                break;
+                goto stepped;
             case NVM_OP_ARR_GET:
+                if (g->spec != NULL && g->spec[i] == 2) {
+                    /* an int element, else the generic version redoes the instruction */
+                    uint32_t qa = H - 2, qx = H - 1;
+                    put(b, "    { nvm_value *it_ = 0;\n    if (%s && %s) {\n",
+                        is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
+                    obj(g, qa);
+                    put(b,
+                        "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                        "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
+                        "    if (L((uint64_t)k_ < n_)) {\n"
+                        "    it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n"
+                        "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
+                        "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
+                        xi(g, qx).s, e - i);
+                    jump_to(g, 'G', g->gf, i);
+                    put(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
+                    set_res(g, qa, NVM_T_INT);
+                    break;
+                }
+                /* fall through */
             case NVM_OP_ARR_SET: {
-                /* in place on the array object (negative index from the end), else a step */
                 bool set = in->op == NVM_OP_ARR_SET;
-                uint32_t qa = set ? H - 3 : H - 2, qi = qa + 1;
-                long long a = cl(g, qa), x = cl(g, qi);
-                put(b, "    if (");
-                ty_is(g, g->stk[qa], a, NVM_T_ARRAY);
-                put(b, " && ");
-                ty_is(g, g->stk[qi], x, NVM_T_INT);
+                uint32_t qa = set ? H - 3 : H - 2, qx = qa + 1;
+                int r = rep_of(g->post[qa]);
+                put(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", is(g, qa, NVM_T_ARRAY).s,
+                    is(g, qx, NVM_T_INT).s);
+                obj(g, qa);
                 put(b,
-                    ") {\n        char *o = F(char **, O_heap_objs)[base[%lld].as.h];\n"
-                    "        uint64_t n = *(uint32_t *)(o + O_array_len);\n"
-                    "        int64_t k = base[%lld].as.i;\n        if (k < 0) k += (int64_t)n;\n"
-                    "        if (U((uint64_t)k >= n)) { ",
-                    a, x);
-                slow(g, i, H);
-                put(b, " } else {\n            nvm_value *it = *(nvm_value **)(o + O_array_items) "
-                       "+ k;\n");
-                if (set)
-                    put(b,
-                        "            it->as.i = base[%lld].as.i;\n            it->type = "
-                        "base[%lld].type;\n",
-                        cl(g, H - 1), cl(g, H - 1));
-                else
-                    put(b,
-                        "            base[%lld].as.i = it->as.i;\n            base[%lld].type = "
-                        "it->type;\n",
-                        a, a);
-                put(b, "        }\n    } else { ");
-                slow(g, i, H);
-                put(b, " }\n");
+                    "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                    "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
+                    "    if (L((uint64_t)k_ < n_)) {\n"
+                    "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n",
+                    xi(g, qx).s);
+                if (set) {
+                    store_val(g, H - 1, "(*it_)");
+                } else {
+                    load_val(g, qa, "(*it_)", r);
+                }
+                put(b, "    ok_ = 1;\n    }\n    }\n");
+                slow_reload(g, i, set ? -1 : (int)qa, r);
+                if (!set)
+                    set_res(g, qa, r);
                 break;
             }
+            case NVM_OP_ARR_PUSH:
+                put(b, "    { int ok_ = 0;\n    if (%s) {\n", is(g, H - 2, NVM_T_ARRAY).s);
+                obj(g, H - 2);
+                put(b, "    uint32_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                       "    if (L(n_ < *(uint32_t *)(o_ + O_array_cap))) {\n"
+                       "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + n_;\n");
+                store_val(g, H - 1, "(*it_)");
+                put(b, "    *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n    ok_ = 1;\n    }\n"
+                       "    }\n");
+                slow_reload(g, i, -1, 0);
+                break;
             case NVM_OP_ARR_LEN:
-            case NVM_OP_LEN: {
-                long long a = cl(g, H - 1);
-                put(b, "    if (");
-                ty_is(g, g->stk[H - 1], a, NVM_T_ARRAY);
-                put(b,
-                    ") {\n        base[%lld].as.i = *(uint32_t *)(F(char **, "
-                    "O_heap_objs)[base[%lld].as.h] + O_array_len);\n"
-                    "        base[%lld].type = 2;\n    } else { ",
-                    a, a, a);
-                slow(g, i, H);
-                put(b, " }\n");
+            case NVM_OP_LEN:
+                put(b, "    { int ok_ = 0;\n    if (%s) {\n", is(g, H - 1, NVM_T_ARRAY).s);
+                obj(g, H - 1);
+                assign(g, H - 1, NVM_T_INT, NVM_T_INT, "*(uint32_t *)(o_ + O_array_len)");
+                put(b, "    ok_ = 1;\n    }\n");
+                slow_reload(g, i, (int)(H - 1), NVM_T_INT);
+                set_res(g, H - 1, NVM_T_INT);
+                break;
+            case NVM_OP_GET_FIELD: {
+                put(b, "    { int ok_ = 0;\n");
+                field_entry(g, i, H - 1, in->a);
+                load_val(g, H - 1, "(*(nvm_value *)(e_ + O_me_value))", R_G);
+                put(b, "    ok_ = 1;\n    }\n    }\n    }\n");
+                slow_reload(g, i, (int)(H - 1), R_G);
+                set_res(g, H - 1, R_G);
                 break;
             }
-            case NVM_OP_JMP: put(b, "    goto L%" PRIu32 ";\n", in->a); break;
+            case NVM_OP_SET_FIELD:
+                put(b, "    { int ok_ = 0;\n");
+                field_entry(g, i, H - 2, in->a);
+                store_val(g, H - 1, "(*(nvm_value *)(e_ + O_me_value))");
+                put(b, "    ok_ = 1;\n    }\n    }\n    }\n");
+                slow_reload(g, i, -1, 0);
+                break;
+            case NVM_OP_MATH_SQRT: {
+                char ex[300];
+                put(b, "    { int ok_ = 0;\n    if (%s) {\n", isnum(g, H - 1).s);
+                snprintf(ex, sizeof ex, "__builtin_sqrt(%s)", xf(g, H - 1).s);
+                assign(g, H - 1, R_F, NVM_T_FLOAT, ex);
+                put(b, "    ok_ = 1;\n    }\n");
+                slow_reload(g, i, (int)(H - 1), R_F);
+                set_res(g, H - 1, R_F);
+                break;
+            }
+            case NVM_OP_JMP: jump_to(g, g->pre, f, in->a); break;
             case NVM_OP_JZ:
-            case NVM_OP_JNZ: branch(g, H - 1, in->op == NVM_OP_JNZ, in->a); break;
+            case NVM_OP_JNZ:
+                put(b, "    if (%s%s) {\n", in->op == NVM_OP_JZ ? "!" : "", truth(g, H - 1).s);
+                g->H = H - 1;
+                jump_to(g, g->pre, f, in->a);
+                put(b, "    }\n");
+                break;
             case NVM_OP_CALL: {
                 const nvm_func *cf = &m->funcs[in->a];
                 uint32_t need = cf->max_height - cf->consumed + 1;
+                flush(g);
+                mark_clean(g);
                 put(b,
                     "    CALL(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, f%" PRIu32
                     ", %lld, %" PRIu32 ", %" PRIu32 ", %" PRIu32 ")\n",
                     g->fi, i, in->a, in->a, cl(g, H), S, need, cf->nslots);
+                if (cf->returns) {
+                    uint32_t q = H - cf->consumed;
+                    load_val(g, q, cell(g, q).s, R_G);
+                    g->rep[q] = R_G;
+                    g->dirty[q] = false;
+                }
                 break;
             }
-            case NVM_OP_RET:
-                copy_cells(g, -(long long)g->consumed, cl(g, H - 1), g->stk[H - 1]);
+            case NVM_OP_RET: {
+                char d[48];
+                snprintf(d, sizeof d, "base[%lld]", -(long long)g->consumed);
+                store_val(g, H - 1, d);
                 put(b, "    if (U(F(uint32_t, O_nhandlers) != 0)) "
                        "RT->drop_handlers(vm);\n    F(uint32_t, O_depth) -= 1;\n    SYNC();\n"
                        "    return 0;\n");
                 break;
+            }
             case NVM_OP_HALT: put(b, "    SYNC();\n    return 2;\n"); break;
             case NVM_OP_THROW:
-                put(b, "    ");
-                slow(g, i, H);
-                put(b, "\n    rc = 1;\n    goto unwind;\n");
+                step(g, i, H);
+                put(b, "    rc = 1;\n    goto unwind;\n");
                 break;
             default:
-                put(b, "    ");
-                slow(g, i, H);
-                put(b, "\n");
+            stepped : {
+                /* the interpreter executes it; its results are read back */
+                int pops = nvm_opinfo_table[in->op].pops;
+                if (in->op == NVM_OP_CAP_CALL)
+                    pops = in->b;
+                else if (in->op == NVM_OP_NEW_ARRAY)
+                    pops = (int)in->a;
+                uint32_t lo = pops < 0 || (uint32_t)pops > H ? 0 : H - (uint32_t)pops;
+                step(g, i, H);
+                mark_clean(g);
+                for (uint32_t q = lo; q < pH; q++) {
+                    int r = rep_of(g->post[q]);
+                    load_val(g, q, cell(g, q).s, r);
+                    g->rep[q] = (int8_t)r;
+                }
                 break;
             }
-            nvm_xfer(m, fn, i, g->stk, &g->H, g->sl);
+            }
+            memcpy(g->stk, g->post, W);
+            memcpy(g->sl, g->post + W, S);
+            g->H = pH;
             if (fused) {
                 i++;
                 nvm_xfer(m, fn, i, g->stk, &g->H, g->sl);
@@ -643,26 +901,117 @@ static void emit_fn(gen *g, const nvm_fninfo *f, bool ok)
         if (!(last == NVM_OP_JMP || last == NVM_OP_RET || last == NVM_OP_HALT ||
               last == NVM_OP_THROW) &&
             e < fn->ninsn)
-            put(b, "    goto L%" PRIu32 ";\n", e);
+            jump_to(g, g->pre, f, e);
     }
+}
+
+/* fs/fg: the speculating and generic versions (fs NULL: one version, fg) */
+static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const uint8_t *site,
+                    const tmask *argspec)
+{
+    tb *b = g->b;
+    const nvm_func *fn = g->fn;
+    uint32_t W = g->W, S = g->S;
+    /* the function's name as a comment: program text never reaches the C file verbatim */
+    put(b, "\n/* ");
+    for (const char *c = fn->name; *c != '\0' && c - fn->name < 64; c++) {
+        bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || *c == '_' || *c == '.';
+        put(b, "%c", plain ? *c : '?');
+    }
+    put(b,
+        " */\nstatic int f%" PRIu32 "(struct nvm_vm *vm, nvm_value *base, nvm_value *slots)\n{\n",
+        g->fi);
+    if (fg == NULL) {
+        put(b, "    return RT->interp_call(vm, base, slots);\n}\n");
+        return;
+    }
+    bool has_try = false;
+    for (uint32_t i = 0; i < fn->ninsn; i++)
+        has_try |= fn->code[i].op == NVM_OP_ENTER_TRY && fg->blk_of[i] != UINT32_MAX;
+    put(b, "    int64_t gas = F(int64_t, O_jit_gas);\n    int rc = 0;\n");
+    if (has_try)
+        put(b, "    const uint32_t fr0 = F(uint32_t, O_depth) - 1;\n");
+    for (uint32_t q = 0; q < W; q++)
+        put(b,
+            "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
+            " = 0;\n",
+            q, q, q);
+    for (uint32_t n = 0; n < S; n++)
+        put(b,
+            "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
+            " = 7;\n",
+            n, n, n);
+    /* arguments from their cells; slots undefined */
+    g->H = (uint32_t)g->consumed;
+    for (uint32_t v = 0; v < W + S; v++) {
+        g->rep[v] = v < W ? R_G : NVM_T_UNDEF;
+        g->dirty[v] = v >= W;
+    }
+    for (uint32_t q = 0; q < g->consumed; q++)
+        load_val(g, q, cell(g, q).s, R_G);
+    if (fs != NULL) {
+        for (uint32_t q = 0; argspec != NULL && q < g->consumed; q++) {
+            int t = nvm_tm_single(argspec[q]);
+            if (t >= 0)
+                put(b, "    if (U(pT%" PRIu32 " != %d)) goto E;\n", q, t);
+        }
+        jump_to(g, 'L', fs, 0);
+        put(b, "E:\n");
+        jump_to(g, 'G', fg, 0);
+        g->pre = 'L';
+        g->f = fs;
+        g->spec = site;
+        g->gf = fg;
+        emit_version(g);
+        g->pre = 'G';
+    } else {
+        jump_to(g, 'G', fg, 0);
+        g->pre = 'G';
+    }
+    g->f = fg;
+    g->spec = NULL;
+    g->gf = NULL;
+    emit_version(g);
     put(b, "unwind:\n");
     if (has_try) {
         put(b, "    if (rc == 1) {\n        switch (RT->catch_(vm, fr0)) {\n");
         for (uint32_t i = 0; i < fn->ninsn; i++) {
             const nvm_insn *in = &fn->code[i];
-            if (in->op != NVM_OP_ENTER_TRY || f->blk_of[i] == UINT32_MAX ||
-                f->blk_of[in->a] == UINT32_MAX)
+            if (in->op != NVM_OP_ENTER_TRY || fg->blk_of[i] == UINT32_MAX ||
+                fg->blk_of[in->a] == UINT32_MAX)
                 continue;
             bool dup = false;
             for (uint32_t j = 0; j < i && !dup; j++)
-                dup = fn->code[j].op == NVM_OP_ENTER_TRY && f->blk_of[j] != UINT32_MAX &&
-                      fn->code[j].a == in->a && f->blk_of[in->a] != UINT32_MAX;
+                dup = fn->code[j].op == NVM_OP_ENTER_TRY && fg->blk_of[j] != UINT32_MAX &&
+                      fn->code[j].a == in->a;
             if (!dup)
-                put(b, "        case %" PRIu32 ": goto L%" PRIu32 ";\n", in->a, in->a);
+                put(b, "        case %" PRIu32 ": goto C%" PRIu32 ";\n", in->a, in->a);
         }
         put(b, "        default: break;\n        }\n    }\n");
     }
-    put(b, "    SYNC();\n    return rc;\n}\n");
+    put(b, "    SYNC();\n    return rc;\n");
+    /* handler entries: everything from the cells the interpreter left */
+    for (uint32_t i = 0; has_try && i < fn->ninsn; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if (in->op != NVM_OP_ENTER_TRY || fg->blk_of[i] == UINT32_MAX ||
+            fg->blk_of[in->a] == UINT32_MAX)
+            continue;
+        bool dup = false;
+        for (uint32_t j = 0; j < i && !dup; j++)
+            dup = fn->code[j].op == NVM_OP_ENTER_TRY && fg->blk_of[j] != UINT32_MAX &&
+                  fn->code[j].a == in->a;
+        if (dup)
+            continue;
+        uint32_t t = in->a;
+        g->H = (uint32_t)(fn->heights[t] + (int32_t)g->consumed);
+        put(b, "C%" PRIu32 ":\n", t);
+        for (uint32_t v = 0; v < W + S; v++)
+            if (v < g->H || v >= W)
+                load_val(g, v, cell(g, v).s, rep_of(entry_mask(g, fg, t, v)));
+        put(b, "    goto G%" PRIu32 ";\n", t);
+    }
+    put(b, "}\n");
 }
 
 nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error *err)
@@ -688,9 +1037,27 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         put(&b, "static int f%" PRIu32 "(struct nvm_vm *, nvm_value *, nvm_value *);\n", f);
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         const nvm_func *fn = &m->funcs[f];
-        nvm_fninfo fi;
+        nvm_fninfo fi, fs, fg;
         memset(&fi, 0, sizeof fi);
+        memset(&fs, 0, sizeof fs);
+        memset(&fg, 0, sizeof fg);
         bool ok = nvm_analyse(m, fn, &fi, NULL, NULL, NULL);
+        uint32_t W = fn->max_height + 1, S = fn->nslots;
+        /* speculation as the JIT: float sites and argument types, with a generic version */
+        uint8_t *site = calloc(fn->ninsn + 1, 1);
+        tmask *scratch = malloc(W + S + 1);
+        tmask *argspec = calloc(fn->consumed + 1, 1);
+        bool spec = false;
+        if (ok && site != NULL && scratch != NULL && argspec != NULL) {
+            spec = nvm_spec_sites(m, fn, &fi, site, scratch);
+            spec |= nvm_spec_args(fn, argspec);
+            if (spec && (!nvm_analyse(m, fn, &fs, NULL, site, argspec) ||
+                         !nvm_analyse(m, fn, &fg, site, NULL, NULL))) {
+                nvm_fninfo_free(&fs);
+                nvm_fninfo_free(&fg);
+                spec = false;
+            }
+        }
         gen g;
         memset(&g, 0, sizeof g);
         g.b = &b;
@@ -698,16 +1065,34 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         g.fn = fn;
         g.fi = f;
         g.consumed = fn->consumed;
-        g.W = fn->max_height + 1;
-        g.S = fn->nslots;
-        g.stk = malloc(g.W + 1);
-        g.sl = malloc(g.S + 1);
-        if (g.stk == NULL || g.sl == NULL)
+        g.W = W;
+        g.S = S;
+        g.stk = malloc(W + 1);
+        g.sl = malloc(S + 1);
+        g.post = malloc(W + S + 1);
+        g.rep = malloc(W + S + 1);
+        g.dirty = malloc(W + S + 1);
+        if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
+            site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
+        else if (!ok)
+            emit_fn(&g, NULL, NULL, NULL, NULL);
+        else if (spec)
+            emit_fn(&g, &fs, &fg, site, argspec);
         else
-            emit_fn(&g, &fi, ok);
+            emit_fn(&g, NULL, &fi, NULL, NULL);
         free(g.stk);
         free(g.sl);
+        free(g.post);
+        free(g.rep);
+        free(g.dirty);
+        free(site);
+        free(scratch);
+        free(argspec);
+        if (spec) {
+            nvm_fninfo_free(&fs);
+            nvm_fninfo_free(&fg);
+        }
         if (ok)
             nvm_fninfo_free(&fi);
     }
