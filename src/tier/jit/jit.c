@@ -50,8 +50,8 @@ typedef struct vent {
 
 static const int gpr_pool[] = {RSI, RDI, R8, R9, R10, R11};
 #define NGPR 6
-static const int xmm_pool[] = {XMM2, XMM3, XMM4, XMM5, XMM6, XMM7};
-#define NXMM 6
+static const int xmm_pool[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+#define NXMM 14
 
 typedef struct jc {
     x64_asm a;
@@ -62,9 +62,15 @@ typedef struct jc {
     vent *vs;
     uint32_t H;
     tmask *sl;
-    uint32_t gused, xused; /* pool bits in use */
-    uint32_t *flabel;      /* function index -> entry label */
-    tmask *tmp;            /* W + S scratch masks */
+    uint32_t gused, xused; /* pool bits in use (by entries and by the slot cache) */
+    /* slot cache: slots whose current value is also in a pool register (stored in this block;
+     * the slot in memory is always up to date): cached[0..ncached) with their registers */
+    uint32_t cached[32];
+    int8_t creg[32];
+    bool cxmm[32];
+    uint32_t ncached;
+    uint32_t *flabel; /* function index -> entry label */
+    tmask *tmp;       /* W + S scratch masks */
     vent *cslot;      /* slot -> the constant every STORE writes (kind V_CONST), or V_SLOT: none */
     uint32_t ilabel0; /* label of instruction i = ilabel0 + i */
     uint32_t unw;     /* this function's unwind label */
@@ -149,35 +155,91 @@ static int32_t slotd(uint32_t n)
 
 /* ---- registers ---- */
 static void mat(jc *c, uint32_t q);
-static int alloc_gpr(jc *c)
+static void release(jc *c, int reg, bool xmm)
+{
+    if (xmm) {
+        for (int i = 0; i < NXMM; i++)
+            if (xmm_pool[i] == reg)
+                c->xused &= ~(1u << i);
+    } else {
+        for (int i = 0; i < NGPR; i++)
+            if (gpr_pool[i] == reg)
+                c->gused &= ~(1u << i);
+    }
+}
+/* Forgets cache entry k (its register returns to the pool). */
+static void cache_forget(jc *c, uint32_t k)
+{
+    release(c, c->creg[k], c->cxmm[k]);
+    c->ncached--;
+    c->cached[k] = c->cached[c->ncached];
+    c->creg[k] = c->creg[c->ncached];
+    c->cxmm[k] = c->cxmm[c->ncached];
+}
+static int cache_find(const jc *c, uint32_t slot)
+{
+    for (uint32_t k = 0; k < c->ncached; k++)
+        if (c->cached[k] == slot)
+            return (int)k;
+    return -1;
+}
+static void cache_drop(jc *c, uint32_t slot)
+{
+    int k = cache_find(c, slot);
+    if (k >= 0)
+        cache_forget(c, (uint32_t)k);
+}
+/* After C code ran (caller-saved registers lost): nothing is cached any more. */
+static void cache_clear(jc *c)
+{
+    while (c->ncached > 0)
+        cache_forget(c, 0);
+}
+/* In a cold path that returns to the hot code after calling C: reload the cached registers. */
+static void cache_reload(jc *c)
+{
+    for (uint32_t k = 0; k < c->ncached; k++) {
+        if (c->cxmm[k])
+            movsd_xm(&c->a, c->creg[k], R14, (int32_t)(16 * c->cached[k]));
+        else
+            mov_rm(&c->a, c->creg[k], R14, (int32_t)(16 * c->cached[k]));
+    }
+}
+/* A free register of the pool: else a cached slot's (other than `keep`), else an entry's,
+ * which goes to memory. */
+static int alloc_reg(jc *c, bool xmm, int keep)
 {
     for (;;) {
-        for (int i = 0; i < NGPR; i++)
-            if (!(c->gused & (1u << i))) {
-                c->gused |= 1u << i;
-                return gpr_pool[i];
+        uint32_t used = xmm ? c->xused : c->gused;
+        int n = xmm ? NXMM : NGPR;
+        for (int i = 0; i < n; i++)
+            if (!(used & (1u << i))) {
+                if (xmm)
+                    c->xused |= 1u << i;
+                else
+                    c->gused |= 1u << i;
+                return xmm ? xmm_pool[i] : gpr_pool[i];
             }
-        for (uint32_t q = 0; q < c->H; q++)
-            if (c->vs[q].kind == V_REG) {
+        bool done = false;
+        for (uint32_t k = 0; k < c->ncached && !done; k++)
+            if (c->cxmm[k] == xmm && c->creg[k] != keep) {
+                cache_forget(c, k);
+                done = true;
+            }
+        for (uint32_t q = 0; q < c->H && !done; q++)
+            if (c->vs[q].kind == (xmm ? V_XREG : V_REG)) {
                 mat(c, q);
-                break;
+                done = true;
             }
     }
 }
+static int alloc_gpr(jc *c)
+{
+    return alloc_reg(c, false, -1);
+}
 static int alloc_xmm(jc *c)
 {
-    for (;;) {
-        for (int i = 0; i < NXMM; i++)
-            if (!(c->xused & (1u << i))) {
-                c->xused |= 1u << i;
-                return xmm_pool[i];
-            }
-        for (uint32_t q = 0; q < c->H; q++)
-            if (c->vs[q].kind == V_XREG) {
-                mat(c, q);
-                break;
-            }
-    }
+    return alloc_reg(c, true, -1);
 }
 static void free_reg(jc *c, const vent *e)
 {
@@ -377,6 +439,7 @@ static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int re
     helper_args_step(c, i, c->H);
     call_abs(&c->a, X64_FN(nvm_rt_fast));
     check_helper(c, i);
+    cache_reload(c);
     for (uint32_t q = 0; q < keep && q < c->H; q++) {
         const vent *e = &c->vs[q];
         if (e->kind == V_REG)
@@ -400,6 +463,7 @@ static void step_inline(jc *c, uint32_t i)
     helper_args_step(c, i, c->H);
     call_abs(&c->a, X64_FN(nvm_rt_fast));
     check_helper(c, i);
+    cache_clear(c);
 }
 
 /* ---- instruction templates ---- */
@@ -716,6 +780,7 @@ static int compare(jc *c, uint32_t i, uint8_t op, int *cc, uint32_t fuse_target,
         helper_args_step(c, i, c->H);
         call_abs(&c->a, X64_FN(nvm_rt_fast));
         check_helper(c, i);
+        cache_reload(c);
         for (uint32_t q = 0; q < qx; q++) {
             const vent *e = &c->vs[q];
             if (e->kind == V_REG)
@@ -801,6 +866,7 @@ static void branch_on_top(jc *c, uint32_t i, bool jump_if_true, uint32_t target)
         mov_rr(&c->a, RDI, R12);
         lea(&c->a, RSI, R13, cell(c, q));
         call_abs(&c->a, X64_FN(nvm_rt_truthy));
+        cache_reload(c);
         jmp(&c->a, test);
         c->a.cur = saved;
         (void)back;
@@ -992,6 +1058,7 @@ body:
         const tmask *st = f->state + (size_t)bi * (W + S);
         c->H = (uint32_t)(fn->heights[s] + (int32_t)c->consumed);
         c->gused = c->xused = 0;
+        c->ncached = 0;
         for (uint32_t q = 0; q < c->H; q++)
             c->vs[q] = mk(V_MEM, f->seen[bi] ? st[q] : TM_ANY);
         memcpy(c->sl, st + W, S);
@@ -1095,6 +1162,21 @@ body:
                     push(c, c->cslot[in->a]);
                     break;
                 }
+                int ck = cache_find(c, in->a);
+                if (ck >= 0) {
+                    /* stored in this block: copy the register instead of reloading memory */
+                    bool xmm = c->cxmm[ck];
+                    int from = c->creg[ck];
+                    int r = alloc_reg(c, xmm, from);
+                    vent v = mk(xmm ? V_XREG : V_REG, (tmask)(sm & TM_ANY));
+                    v.reg = (uint8_t)r;
+                    if (xmm)
+                        movapd_rr(&c->a, r, from);
+                    else
+                        mov_rr(&c->a, r, from);
+                    push(c, v);
+                    break;
+                }
                 vent v = mk(V_SLOT, (tmask)(sm & TM_ANY) ? (tmask)(sm & TM_ANY) : TM_ANY);
                 v.slot = in->a;
                 push(c, v);
@@ -1108,10 +1190,21 @@ body:
                 vent *v = &c->vs[H - 1];
                 int t = nvm_tm_single(v->m);
                 bool known = t >= 0 && c->sl[n] == v->m;
-                if (!(v->kind == V_SLOT && v->slot == n))
+                if (!(v->kind == V_SLOT && v->slot == n)) {
+                    cache_drop(c, n);
                     store_to(c, v, H - 1, R14, slotd(n), known);
+                }
                 c->sl[n] = v->m;
-                pop_n(c, 1);
+                if ((v->kind == V_REG || v->kind == V_XREG) && c->ncached < 32) {
+                    /* the register now caches the slot (it stays allocated) */
+                    c->cached[c->ncached] = n;
+                    c->creg[c->ncached] = (int8_t)v->reg;
+                    c->cxmm[c->ncached] = v->kind == V_XREG;
+                    c->ncached++;
+                    c->H--;
+                } else {
+                    pop_n(c, 1);
+                }
                 break;
             }
             case NVM_OP_ADD:
@@ -1294,6 +1387,7 @@ body:
                     jmp(&c->a, c->unw);
                     c->a.cur = saved;
                 }
+                cache_clear(c);
                 pop_n(c, cf->consumed);
                 if (cf->returns)
                     push(c, mk(V_MEM, TM_ANY));
