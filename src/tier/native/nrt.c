@@ -7,6 +7,17 @@
 #include "nrt.h"
 
 /* ---- helpers ---- */
+/* Stores a result field by field: the arena functions write their result with separate stores,
+ * and reading it back as one 16-byte block would stall on store forwarding (as interp.c's
+ * vcopy). */
+static inline void put(nvm_value *dst, const nvm_value *src)
+{
+    int64_t i = src->as.i;
+    uint32_t t = src->type;
+    dst->as.i = i;
+    dst->type = t;
+}
+
 int nvm_rt_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int64_t gas)
 {
     nvm_frame *fr = &vm->frames[vm->depth - 1];
@@ -81,7 +92,7 @@ int nvm_rt_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int6
     case NVM_OP_NEW_OBJ:
         st = nvm_map_new(vm, &out);
         if (st == NVM_OK)
-            top[0] = out;
+            put(&top[0], &out);
         goto done;
     case NVM_OP_ARR_PUSH:
         if (top[-2].type != NVM_T_ARRAY)
@@ -112,23 +123,23 @@ int nvm_rt_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int6
     case NVM_OP_STR_REPLACE:
         st = nvm_str_replace(vm, top[-3], top[-2], top[-1], &out);
         if (st == NVM_OK)
-            top[-3] = out;
+            put(&top[-3], &out);
         goto done;
     case NVM_OP_STR_SUB:
         st = nvm_str_sub(vm, top[-3], top[-2], top[-1], &out);
         if (st == NVM_OK)
-            top[-3] = out;
+            put(&top[-3], &out);
         goto done;
     default: break;
     }
     return nvm_rt_step(vm, idx, top, slots, gas);
 one:
     if (st == NVM_OK)
-        top[-1] = out;
+        put(&top[-1], &out);
     goto done;
 two:
     if (st == NVM_OK)
-        top[-2] = out;
+        put(&top[-2], &out);
 done:
     if (st != NVM_OK) {
         vm->jit_status = st;
