@@ -1655,12 +1655,14 @@ finish_noip:
     return st;
 }
 
-nvm_status nvm_interp_run(nvm_vm *vm)
+nvm_status nvm_vm_start(nvm_vm *vm, int64_t *gas_left)
 {
     const nvm_pfunc *entry = &vm->pfuncs[vm->mod->entry];
     vm->gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
-    int64_t gas_left = vm->gas_start < NVM_GAS_CHUNK ? vm->gas_start : NVM_GAS_CHUNK;
-    vm->gas_rest = vm->gas_start - gas_left;
+    *gas_left = vm->gas_start < NVM_GAS_CHUNK ? vm->gas_start : NVM_GAS_CHUNK;
+    vm->gas_rest = vm->gas_start - *gas_left;
+    vm->jit_gas = *gas_left;
+    vm->jit_status = NVM_OK;
     vm->sp = 0;
     vm->depth = 0;
     vm->nhandlers = 0;
@@ -1675,6 +1677,15 @@ nvm_status nvm_interp_run(nvm_vm *vm)
     vm->depth = 1;
     for (uint32_t i = 0; i < entry->nslots; i++)
         vm->slots[i] = undef_value();
+    return NVM_OK;
+}
+
+nvm_status nvm_interp_run(nvm_vm *vm)
+{
+    int64_t gas_left;
+    nvm_status st = nvm_vm_start(vm, &gas_left);
+    if (st != NVM_OK)
+        return st;
     bool ended;
     return interp_core(vm, NVM_INTERP_RUN, 0, &gas_left, &ended);
 }

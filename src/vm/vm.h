@@ -121,6 +121,9 @@ nvm_status nvm_vm_vraise(struct nvm_vm *vm, nvm_status st, const char *fmt, va_l
 /* Marks every root (called by the collector). */
 void nvm_vm_mark_roots(struct nvm_vm *vm);
 
+/* Sets up a run from the entry function (gas budget, countdown in *gas_left and vm->jit_gas,
+ * frame 0 with its slots unwritten, the stack limits); shared by every tier's runner. */
+nvm_status nvm_vm_start(struct nvm_vm *vm, int64_t *gas_left);
 /* nvm_vm_run with another executor (a native tier): same set-up, error record and backtrace;
  * runner NULL is the interpreter. */
 nvm_status nvm_vm_run_with(struct nvm_vm *vm, nvm_status (*runner)(struct nvm_vm *vm, void *ud),

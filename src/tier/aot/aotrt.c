@@ -511,44 +511,23 @@ static void on_stack(unsigned hi, unsigned lo)
 static nvm_status aot_runner(nvm_vm *vm, void *ud)
 {
     const nvm_aot_lib *lib = ud;
-    const nvm_pfunc *entry = &vm->pfuncs[vm->mod->entry];
-    vm->gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
-    int64_t gas = vm->gas_start < NVM_GAS_CHUNK ? vm->gas_start : NVM_GAS_CHUNK;
-    vm->gas_rest = vm->gas_start - gas;
-    vm->jit_gas = gas;
-    vm->sp = 0;
-    vm->depth = 0;
-    vm->nhandlers = 0;
-    vm->gas_used = 0;
-    vm->jit_status = NVM_OK;
-    nvm_vm_set_limits(vm);
-    nvm_status st = nvm_vm_call_space(vm, entry, 0, 0);
+    int64_t gas;
+    nvm_status st = nvm_vm_start(vm, &gas);
     if (st != NVM_OK)
         return st;
-    vm->frames[0].pf = entry;
-    vm->frames[0].ip = entry->code;
-    vm->depth = 1;
-    for (uint32_t i = 0; i < entry->nslots; i++)
-        vm->slots[i].type = NVM_T_UNDEF;
 
-    size_t page = 4096;
-    size_t size =
-        ((size_t)vm->cfg.max_depth * AOT_FRAME_BYTES + AOT_C_STACK + page - 1) / page * page;
-    uint8_t *stk = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (stk == MAP_FAILED)
-        return nvm_vm_raise(vm, NVM_E_MEMORY, "cannot map the AOT tier's native stack");
-    if (mprotect(stk, page, PROT_NONE) != 0) {
-        munmap(stk, size + page);
-        return nvm_vm_raise(vm, NVM_E_MEMORY, "cannot map the AOT tier's native stack");
-    }
-    nvm_aot_ctx ctx = {&rt_table, (const char *)stk + page + AOT_HEADROOM};
+    size_t size;
+    uint8_t *stk =
+        nvm_rt_stack_new(vm, (size_t)vm->cfg.max_depth * AOT_FRAME_BYTES + AOT_C_STACK, &size);
+    if (stk == NULL)
+        return vm->err.status;
+    nvm_aot_ctx ctx = {&rt_table, (const char *)stk + AOT_HEADROOM};
     run_args a = {vm, lib->desc->fns[vm->mod->entry], NVM_RT_ERR};
     ucontext_t here, there;
     uintptr_t ap = (uintptr_t)&a;
     int ok = getcontext(&there);
     if (ok == 0) {
-        there.uc_stack.ss_sp = stk + page;
+        there.uc_stack.ss_sp = stk;
         there.uc_stack.ss_size = size;
         there.uc_link = &here;
         makecontext(&there, (void (*)(void))on_stack, 2, (unsigned)(ap >> 32),
@@ -557,7 +536,7 @@ static nvm_status aot_runner(nvm_vm *vm, void *ud)
         ok = swapcontext(&here, &there);
         vm->jit_pool = NULL;
     }
-    munmap(stk, size + page);
+    nvm_rt_stack_free(stk, size);
     if (ok != 0)
         return nvm_vm_raise(vm, NVM_E_INTERNAL, "cannot switch to the AOT tier's native stack");
     vm->gas_used = vm->gas_start - vm->gas_rest - vm->jit_gas;

@@ -957,6 +957,30 @@ static void pinsn(jc *c, int r, uint32_t i)
 }
 
 /* Compiles one function; false on a bound (the function then runs interpreted). */
+/* GET_FIELD/SET_FIELD at i on the map at position q: RDX = the entry the prepared instruction's
+ * inline cache names, checked to hold the very key string; any miss jumps to `stub`. */
+_Static_assert(sizeof(nvm_mapentry) == 40, "field_ic multiplies by 40");
+static void field_ic(jc *c, uint32_t i, uint32_t q, uint32_t stub)
+{
+    check_tag(c, q, NVM_T_MAP, stub);
+    obj_of(c, q);
+    pinsn(c, RDX, i);
+    mov32_rm(&c->a, RDX, RDX, (int32_t)offsetof(nvm_insn, k)); /* cached position */
+    alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_map, nentries));
+    jcc(&c->a, CC_AE, stub);
+    lea(&c->a, RAX, RDX, 0);
+    shift_ri(&c->a, 4, RDX, 2);
+    alu_rr(&c->a, ALU_ADD, RDX, RAX); /* pos * 5 */
+    shift_ri(&c->a, 4, RDX, 3);       /* pos * 40 = sizeof(nvm_mapentry) */
+    alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_map, entries));
+    alu32_mi(&c->a, ALU_CMP, RDX, (int32_t)offsetof(nvm_mapentry, key) + TAG, NVM_T_STR);
+    jcc(&c->a, CC_NE, stub);
+    mov_rm(&c->a, RAX, R12, VOFF(consts));
+    mov32_rm(&c->a, RAX, RAX, (int32_t)(16 * c->fn->code[i].a));
+    alu32_rm(&c->a, ALU_CMP, RAX, RDX, (int32_t)offsetof(nvm_mapentry, key));
+    jcc(&c->a, CC_NE, stub);
+}
+
 /* Speculation at site i: both operands must be floats; otherwise everything goes to memory and
  * the generic version of the function continues at instruction i (after refunding the rest of
  * this block: the generic block at i charges its own). */
@@ -1418,25 +1442,7 @@ body:
             case NVM_OP_GET_FIELD: {
                 uint32_t done = x64_label(&c->a);
                 uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
-                check_tag(c, H - 1, NVM_T_MAP, stub);
-                obj_of(c, H - 1);
-                pinsn(c, RDX, i);
-                mov32_rm(&c->a, RDX, RDX, (int32_t)offsetof(nvm_insn, k)); /* cached position */
-                alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_map, nentries));
-                jcc(&c->a, CC_AE, stub);
-                /* RCX = &entries[pos] */
-                lea(&c->a, RAX, RDX, 0);
-                shift_ri(&c->a, 4, RDX, 2);
-                alu_rr(&c->a, ALU_ADD, RDX, RAX); /* pos * 5 */
-                shift_ri(&c->a, 4, RDX, 3);       /* pos * 40 */
-                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_map, entries));
-                alu32_mi(&c->a, ALU_CMP, RDX, (int32_t)offsetof(nvm_mapentry, key) + TAG,
-                         NVM_T_STR);
-                jcc(&c->a, CC_NE, stub);
-                mov_rm(&c->a, RAX, R12, VOFF(consts));
-                mov32_rm(&c->a, RAX, RAX, (int32_t)(16 * in->a));
-                alu32_rm(&c->a, ALU_CMP, RAX, RDX, (int32_t)offsetof(nvm_mapentry, key));
-                jcc(&c->a, CC_NE, stub);
+                field_ic(c, i, H - 1, stub);
                 mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value));
                 mov_mr(&c->a, R13, cell(c, H - 1), RAX);
                 mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value) + TAG);
@@ -1449,24 +1455,7 @@ body:
             case NVM_OP_SET_FIELD: {
                 uint32_t done = x64_label(&c->a);
                 uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
-                check_tag(c, H - 2, NVM_T_MAP, stub);
-                obj_of(c, H - 2);
-                pinsn(c, RDX, i);
-                mov32_rm(&c->a, RDX, RDX, (int32_t)offsetof(nvm_insn, k));
-                alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_map, nentries));
-                jcc(&c->a, CC_AE, stub);
-                lea(&c->a, RAX, RDX, 0);
-                shift_ri(&c->a, 4, RDX, 2);
-                alu_rr(&c->a, ALU_ADD, RDX, RAX);
-                shift_ri(&c->a, 4, RDX, 3);
-                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_map, entries));
-                alu32_mi(&c->a, ALU_CMP, RDX, (int32_t)offsetof(nvm_mapentry, key) + TAG,
-                         NVM_T_STR);
-                jcc(&c->a, CC_NE, stub);
-                mov_rm(&c->a, RAX, R12, VOFF(consts));
-                mov32_rm(&c->a, RAX, RAX, (int32_t)(16 * in->a));
-                alu32_rm(&c->a, ALU_CMP, RAX, RDX, (int32_t)offsetof(nvm_mapentry, key));
-                jcc(&c->a, CC_NE, stub);
+                field_ic(c, i, H - 2, stub);
                 mov_rr(&c->a, RCX, RDX);
                 /* the entry pointer is in RCX; store_to uses RAX only */
                 store_to(c, &c->vs[H - 1], H - 1, RCX, (int32_t)offsetof(nvm_mapentry, value),

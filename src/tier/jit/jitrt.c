@@ -24,42 +24,22 @@ typedef int (*nvm_tramp_fn)(nvm_vm *vm, const void *fn, nvm_value *base, nvm_val
 static nvm_status jit_runner(nvm_vm *vm, void *ud)
 {
     const nvm_jit_blob *blob = ud;
-    const nvm_pfunc *entry = &vm->pfuncs[vm->mod->entry];
-    vm->gas_start = vm->gas_limit < 0 ? INT64_MAX : vm->gas_limit;
-    int64_t gas = vm->gas_start < NVM_GAS_CHUNK ? vm->gas_start : NVM_GAS_CHUNK;
-    vm->gas_rest = vm->gas_start - gas;
-    vm->sp = 0;
-    vm->depth = 0;
-    vm->nhandlers = 0;
-    vm->gas_used = 0;
-    vm->jit_status = NVM_OK;
-    nvm_vm_set_limits(vm);
-    nvm_status st = nvm_vm_call_space(vm, entry, 0, 0);
+    int64_t gas;
+    nvm_status st = nvm_vm_start(vm, &gas);
     if (st != NVM_OK)
         return st;
-    vm->frames[0].pf = entry;
-    vm->frames[0].ip = entry->code;
-    vm->depth = 1;
-    for (uint32_t i = 0; i < entry->nslots; i++)
-        vm->slots[i].type = NVM_T_UNDEF;
 
-    size_t page = 4096;
-    size_t size = ((size_t)vm->cfg.max_depth * 64 + NVM_JIT_C_STACK + page - 1) / page * page;
-    uint8_t *stk = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (stk == MAP_FAILED)
-        return nvm_vm_raise(vm, NVM_E_MEMORY, "cannot map the JIT's native stack");
-    if (mprotect(stk, page, PROT_NONE) != 0) {
-        munmap(stk, size + page);
-        return nvm_vm_raise(vm, NVM_E_MEMORY, "cannot map the JIT's native stack");
-    }
+    size_t size;
+    uint8_t *stk = nvm_rt_stack_new(vm, (size_t)vm->cfg.max_depth * 64 + NVM_JIT_C_STACK, &size);
+    if (stk == NULL)
+        return vm->err.status;
     nvm_tramp_fn tramp;
     const void *tp = blob->code + blob->tramp;
     memcpy(&tramp, &tp, sizeof tramp);
     const void *fn = blob->code + blob->entry[vm->mod->entry];
     vm->jit_pool = blob->pool;
-    int rc = tramp(vm, fn, vm->stack, vm->slots, &gas, stk + page + size);
-    munmap(stk, size + page);
+    int rc = tramp(vm, fn, vm->stack, vm->slots, &gas, stk + size);
+    nvm_rt_stack_free(stk, size);
     vm->gas_used = vm->gas_start - vm->gas_rest - gas;
     if (rc == NVM_RT_ERR)
         return vm->jit_status != NVM_OK ? vm->jit_status : NVM_E_INTERNAL;

@@ -229,6 +229,29 @@ void nvm_fninfo_free(nvm_fninfo *f)
 /* Blocks and the type analysis. false: the function is over the bounds (or out of memory). */
 /* extra: more leaders (the speculation sites, in the generic version of a function with a
  * speculative one); spec: sites whose result is assumed to be a float (speculative version). */
+/* Joins the state `from` (NULL: a handler entry, which assumes nothing) into the block starting at
+ * instruction `to`, queueing it when its state grew. */
+static void flow(nvm_fninfo *f, uint32_t to, const tmask *from, uint32_t n, uint32_t W,
+                 bool *queued, uint32_t *work, uint32_t *nw)
+{
+    uint32_t tb = f->blk_of[to];
+    if (tb == UINT32_MAX)
+        return;
+    tmask *ts = f->state + (size_t)tb * n;
+    bool changed = !f->seen[tb];
+    for (uint32_t q = 0; q < n; q++) {
+        tmask nm =
+            from != NULL ? (tmask)(ts[q] | from[q]) : (q < W ? TM_ANY : (tmask)(TM_ANY | TM_UNDEF));
+        changed |= nm != ts[q];
+        ts[q] = nm;
+    }
+    f->seen[tb] = true;
+    if (changed && !queued[tb]) {
+        queued[tb] = true;
+        work[(*nw)++] = tb;
+    }
+}
+
 bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const uint8_t *extra,
                  const uint8_t *spec, const tmask *argspec)
 {
@@ -328,47 +351,11 @@ bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const u
             if (nvm_op_is_branch(in->op))
                 succ[ns++] = in->a;
             for (int k = 0; k < ns; k++) {
-                uint32_t tb = f->blk_of[succ[k]];
-                if (tb == UINT32_MAX)
-                    continue;
-                tmask *ts = f->state + (size_t)tb * (W + S);
-                bool changed = !f->seen[tb];
-                if (handler && k == 0) {
-                    for (uint32_t q = 0; q < W; q++)
-                        changed |= ts[q] != TM_ANY, ts[q] = TM_ANY;
-                    for (uint32_t q = 0; q < S; q++)
-                        changed |= ts[W + q] != (TM_ANY | TM_UNDEF),
-                            ts[W + q] = (tmask)(TM_ANY | TM_UNDEF);
-                } else {
-                    for (uint32_t q = 0; q < W + S; q++) {
-                        tmask nm = (tmask)(ts[q] | cur[q]);
-                        changed |= nm != ts[q];
-                        ts[q] = nm;
-                    }
-                }
-                f->seen[tb] = true;
-                if (changed && !queued[tb]) {
-                    queued[tb] = true;
-                    work[nw++] = tb;
-                }
+                flow(f, succ[k], handler && k == 0 ? NULL : cur, W + S, W, queued, work, &nw);
             }
             if (i + 1 == f->bend[bi] && i + 1 < n && in->op != NVM_OP_JMP && in->op != NVM_OP_RET &&
                 in->op != NVM_OP_HALT && in->op != NVM_OP_THROW) {
-                uint32_t tb = f->blk_of[i + 1];
-                if (tb != UINT32_MAX) {
-                    tmask *ts = f->state + (size_t)tb * (W + S);
-                    bool changed = !f->seen[tb];
-                    for (uint32_t q = 0; q < W + S; q++) {
-                        tmask nm = (tmask)(ts[q] | cur[q]);
-                        changed |= nm != ts[q];
-                        ts[q] = nm;
-                    }
-                    f->seen[tb] = true;
-                    if (changed && !queued[tb]) {
-                        queued[tb] = true;
-                        work[nw++] = tb;
-                    }
-                }
+                flow(f, i + 1, cur, W + S, W, queued, work, &nw);
             }
         }
     }

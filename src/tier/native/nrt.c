@@ -1,8 +1,10 @@
 /* nrt.c - the runtime of the native tiers (JIT, AOT): the helpers compiled code calls, each a thin
  * layer over the interpreter's own entry points (nvm_interp_resume), so that slow paths, errors,
  * capability calls and the exact gas exhaustion point are the interpreter's. Portable C. */
+#define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nrt.h"
 
@@ -254,4 +256,28 @@ void nvm_rt_drop_handlers(nvm_vm *vm)
     while (n > 0 && vm->handlers[n - 1].frame == vm->depth - 1)
         n--;
     vm->nhandlers = n;
+}
+
+uint8_t *nvm_rt_stack_new(nvm_vm *vm, size_t bytes, size_t *size)
+{
+    size_t page = 4096;
+    *size = (bytes + page - 1) / page * page;
+    uint8_t *m = mmap(NULL, *size + page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        nvm_vm_raise(vm, NVM_E_MEMORY, "cannot map a native stack of %zu bytes", *size);
+        return NULL;
+    }
+    if (mprotect(m, page, PROT_NONE) != 0) {
+        munmap(m, *size + page);
+        nvm_vm_raise(vm, NVM_E_MEMORY, "cannot map a native stack of %zu bytes", *size);
+        return NULL;
+    }
+    return m + page;
+}
+
+void nvm_rt_stack_free(uint8_t *low, size_t size)
+{
+    if (low != NULL)
+        munmap(low - 4096, size + 4096);
 }

@@ -10,6 +10,7 @@
 #ifndef NVM_NRT_H
 #define NVM_NRT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nanovm.h"
@@ -36,5 +37,10 @@ int nvm_rt_call_space(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cs
 int nvm_rt_catch(nvm_vm *vm, uint32_t frame);
 /* RET with handlers installed: drops the returning frame's. */
 void nvm_rt_drop_handlers(nvm_vm *vm);
+
+/* A native stack for a run: `bytes` (rounded up to pages) from the returned lowest address, with
+ * an inaccessible guard page below it; NULL (error raised on vm) when it cannot be mapped. */
+uint8_t *nvm_rt_stack_new(nvm_vm *vm, size_t bytes, size_t *size);
+void nvm_rt_stack_free(uint8_t *low, size_t size);
 
 #endif
