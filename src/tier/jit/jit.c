@@ -481,13 +481,19 @@ static int int_cc(uint8_t op)
 }
 
 /* Result of a binary op into a fresh register entry at position H-2 (operands popped). */
-static void bin_result_reg(jc *c, int src_scratch, tmask t)
+/* Pushes a known int or bool held in a scratch register as a fresh register entry. */
+static void push_gpr(jc *c, int src_scratch, tmask t)
 {
-    pop_n(c, 2);
     vent e = mk(V_REG, t);
     e.reg = (uint8_t)alloc_gpr(c);
     mov_rr(&c->a, e.reg, src_scratch);
     push(c, e);
+}
+
+static void bin_result_reg(jc *c, int src_scratch, tmask t)
+{
+    pop_n(c, 2);
+    push_gpr(c, src_scratch, t);
 }
 
 /* Signed division by a constant d >= 2 as a multiply (Hacker's Delight, 10-1): q = the high
@@ -1260,10 +1266,7 @@ body:
                     jcc(&c->a, CC_O, stub);
                     x64_bind(&c->a, after);
                     pop_n(c, 1);
-                    vent r = mk(V_REG, TM_INT);
-                    r.reg = (uint8_t)alloc_gpr(c);
-                    mov_rr(&c->a, r.reg, RAX);
-                    push(c, r);
+                    push_gpr(c, RAX, TM_INT);
                 } else if (x->m == TM_FLOAT) {
                     ld(c, x, H - 1, RAX);
                     mov_ri(&c->a, RCX, INT64_MIN);
@@ -1311,10 +1314,7 @@ body:
                 if (flags)
                     setcc(&c->a, cc, RAX);
                 pop_n(c, 2);
-                vent r = mk(V_REG, TM_BOOL);
-                r.reg = (uint8_t)alloc_gpr(c);
-                mov_rr(&c->a, r.reg, RAX);
-                push(c, r);
+                push_gpr(c, RAX, TM_BOOL);
                 break;
             }
             case NVM_OP_NOT:
@@ -1322,10 +1322,7 @@ body:
                     ld(c, &c->vs[H - 1], H - 1, RAX);
                     alu_ri(&c->a, ALU_XOR, RAX, 1);
                     pop_n(c, 1);
-                    vent r = mk(V_REG, TM_BOOL);
-                    r.reg = (uint8_t)alloc_gpr(c);
-                    mov_rr(&c->a, r.reg, RAX);
-                    push(c, r);
+                    push_gpr(c, RAX, TM_BOOL);
                 } else {
                     step_inline(c, i);
                     pop_n(c, 1);
