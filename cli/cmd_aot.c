@@ -8,7 +8,7 @@
 
 int cmd_aot(int argc, char **argv)
 {
-    const char *in = NULL, *emit = NULL;
+    const char *in = NULL, *emit = NULL, *policy = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--emit-c") == 0) {
             if (++i >= argc)
@@ -17,6 +17,7 @@ int cmd_aot(int argc, char **argv)
         } else if (strcmp(argv[i], "--policy") == 0) {
             if (++i >= argc)
                 return usage_error("--policy needs a file name%s", "");
+            policy = argv[i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return usage_error("unknown option '%s' for aot", argv[i]);
         } else if (in == NULL) {
@@ -26,7 +27,25 @@ int cmd_aot(int argc, char **argv)
         }
     }
     if (in == NULL)
-        return usage_error("usage: nanovm aot [--emit-c OUT.c] FILE%s", "");
+        return usage_error("usage: nanovm aot [--policy P] [--emit-c OUT.c] FILE%s", "");
+    if (nvm_capsule_is_file(in)) {
+        /* a capsule is compiled only when the policy runs it on the AOT tier (trusted) */
+        nvm_trust *t = NULL;
+        nvm_error err;
+        memset(&err, 0, sizeof err);
+        nvm_status st = nvm_trust_open(in, policy, NULL, print_message, NULL, &t, &err);
+        if (st != NVM_OK)
+            return nvm_status_exit_code(st);
+        char *text = NULL;
+        st = nvm_trust_aot(t, emit, &text, &err);
+        if (text != NULL)
+            fputs(text, stdout);
+        nvm_free_text(text);
+        nvm_trust_free(t);
+        return nvm_status_exit_code(st);
+    }
+    if (policy != NULL)
+        return usage_error("--policy applies to capsules; %s is a bare program", in);
     nvm_config cfg;
     nvm_config_init(&cfg);
     nvm_module *m = NULL;

@@ -456,6 +456,10 @@ nvm_status nvm_trust_report(const nvm_trust *t, bool json, char **out_text, nvm_
  * error, a limit, ...) or the failure that stopped it earlier. Call at most once per session;
  * afterwards nvm_trust_report shows the tier the run used. */
 nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *err);
+/* Compile the capsule for the AOT tier (into the cache, or its C to `emit_c_path`) after the
+ * trust decision: NVM_E_TRUST unless it may run and its level's tier under the policy is "aot";
+ * audits "aot.compile" (or "aot.emit"). *out_text (may be NULL) says what was done. */
+nvm_status nvm_trust_aot(nvm_trust *t, const char *emit_c_path, char **out_text, nvm_error *err);
 void nvm_trust_free(nvm_trust *t);
 
 /* A bare program (not a capsule): unsigned, so it runs at the sandboxed level. */

@@ -475,6 +475,45 @@ static nvm_status audit_run_end(nvm_trust *t, nvm_status run_st, diag *dg)
     return audit(t, dg, "run.end", ef);
 }
 
+nvm_status nvm_trust_aot(nvm_trust *t, const char *emit_c_path, char **out_text, nvm_error *err)
+{
+    diag dg = {t->message, t->message_ud, &t->last};
+    nvm_decision *d = &t->dec;
+    if (out_text != NULL)
+        *out_text = NULL;
+    if (!d->may_run) {
+        say(&dg, NVM_E_TRUST, "%s: rejected (trust level %s): %s", t->file,
+            nvm_level_name(d->level), t->reasons);
+        return finish(&dg, NVM_E_TRUST, err);
+    }
+    if (strcmp(d->tier, "aot") != 0) {
+        say(&dg, NVM_E_TRUST, "%s: the policy runs this capsule (%s) on the %s tier, not aot",
+            t->file, nvm_level_name(d->level), d->tier);
+        return finish(&dg, NVM_E_TRUST, err);
+    }
+    nvm_config cfg;
+    nvm_config_init(&cfg);
+    nvm_module *m = NULL;
+    nvm_error e;
+    memset(&e, 0, sizeof e);
+    nvm_status st =
+        nvm_module_from_bytecode(&cfg, t->cap.bytecode.p, t->cap.bytecode.len, t->file, &m, &e);
+    if (st == NVM_OK)
+        st = nvm_module_set_entry(m, t->man.entry, &e);
+    if (st == NVM_OK)
+        st = nvm_aot_compile(m, emit_c_path, out_text, &e);
+    nvm_module_free(m);
+    if (st != NVM_OK) {
+        say_err(&dg, t->file, &e);
+        return finish(&dg, st, err);
+    }
+    const char *f[] = {"capsule", d->capsule_digest,        "signer", d->signer_key,
+                       "level",   nvm_level_name(d->level), "tier",   "aot",
+                       NULL};
+    st = audit(t, &dg, emit_c_path != NULL ? "aot.emit" : "aot.compile", f);
+    return finish(&dg, st, err);
+}
+
 nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *err)
 {
     diag dg = {t->message, t->message_ud, &t->last};

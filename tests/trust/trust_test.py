@@ -227,6 +227,22 @@ expect("valid chain: trusted", 0, "trust level:  trusted", "verify", "--policy",
 expect("valid chain: runs", 0, "hi", "run", "--policy", "p.json", "good.cap")
 expect("valid chain: json", 0, '"trust_level": "trusted"', "verify", "--json", "--policy",
        "p.json", "good.cap")
+
+# ---- nanovm aot: a capsule is compiled only after its trust decision, when its level's tier is
+# aot (this build's AOT tier: trusted); the compile is audited ----
+policy("aot.json", audit_log="aot.log")
+if "aot" in nvm("verify", "--policy", "aot.json", "good.cap")[1]:
+    expect("aot: trusted capsule compiled", 0, "ready in", "aot", "--policy", "aot.json",
+           "good.cap")
+    with open(os.path.join(W, "aot.log"), encoding="utf-8") as f:
+        events = [json.loads(line)["event"] for line in f if line.strip()]
+    check("aot: compile audited", "aot.compile" in events, str(events))
+    expect("aot: verified capsule refused", 4, "on the jit tier, not aot", "aot", "--policy",
+           "aot.json", "raw.cap")
+    expect("aot: rejected capsule refused", 4, "rejected", "aot", "--policy", "strict.json",
+           "self.cap")
+    expect("aot: --policy on a bare program", 2, "applies to capsules", "aot", "--policy",
+           "aot.json", "hi.casm")
 expect("expired leaf: restricted", 0, "certificate has expired", "verify", "--policy", "p.json",
        "expired.cap")
 expect("expired leaf: below verified", 4, "certificate has expired", "run", "--policy",
