@@ -237,7 +237,7 @@ if "aot" in nvm("verify", "--policy", "aot.json", "good.cap")[1]:
     with open(os.path.join(W, "aot.log"), encoding="utf-8") as f:
         events = [json.loads(line)["event"] for line in f if line.strip()]
     check("aot: compile audited", "aot.compile" in events, str(events))
-    expect("aot: verified capsule refused", 4, "on the jit tier, not aot", "aot", "--policy",
+    expect("aot: verified capsule refused", 4, "tier, not aot", "aot", "--policy",
            "aot.json", "raw.cap")
     expect("aot: rejected capsule refused", 4, "rejected", "aot", "--policy", "strict.json",
            "self.cap")
