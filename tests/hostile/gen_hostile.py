@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gen_hostile.py - generates hostile inputs for NanoVM and runs them (python3, stdlib only).
 
-Usage: gen_hostile.py --nanovm PATH [--jobs N] [--keep DIR] [--work DIR] [--quick]
+Usage: gen_hostile.py --nanovm PATH [--jobs N] [--keep DIR] [--work DIR] [--quick] [--tier T]
 
 Groups of inputs (all deterministic: fixed seeds):
   truncate   every prefix of a few valid .nvmb modules (made with `nanovm asm`)
@@ -267,11 +267,14 @@ def gen_source(quick):
                   {0, 3}, '.json')
 
 
+TIER_FLAGS = []  # set from --tier
+
+
 def check(nanovm, tmp, idx, v):
     path = os.path.join(tmp, 'v%06d%s' % (idx, v.ext))
     with open(path, 'wb') as f:
         f.write(v.data)
-    rc, out, err = run([nanovm, 'run'] + v.flags + [path])
+    rc, out, err = run([nanovm, 'run'] + TIER_FLAGS + v.flags + [path])
     problems = []
     if rc is None:
         problems.append('timed out after %d s' % TIMEOUT)
@@ -298,11 +301,19 @@ def main():
     ap.add_argument('--jobs', type=int, default=os.cpu_count() or 2)
     ap.add_argument('--keep', metavar='DIR', help='copy failing inputs here')
     ap.add_argument('--quick', action='store_true', help='fewer and smaller inputs')
+    ap.add_argument('--tier', help='run every input on this tier (nanovm run --tier T)')
     ap.add_argument('--flips', type=int, default=2000)
     ap.add_argument('--work', metavar='DIR',
                     help='write the inputs in a new directory under DIR (created) instead of the '
                     'system temporary directory; kept when an input failed')
     args = ap.parse_args()
+    if args.tier:
+        TIER_FLAGS[:] = ['--tier', args.tier]
+        probe = subprocess.run([args.nanovm, 'run', '--tier', args.tier, os.devnull],
+                               capture_output=True, text=True)
+        if 'not available in this build' in probe.stderr:
+            print('SKIP: tier %s is not in this build' % args.tier)
+            return 77
     nanovm = os.path.abspath(args.nanovm)
     rng = random.Random(0x4E564D)
 
