@@ -423,17 +423,11 @@ static void check_helper(jc *c, uint32_t i)
     x64_bind(&c->a, ok);
 }
 
-/* Cold slow path of instruction i (state: before i, operands at the top, H = height before):
- * materializes everything, steps i in the interpreter, and resumes at `resume` with the
- * registers of the entries below position `keep` reloaded and, when res_kind is V_REG/V_XREG,
- * the result (at position keep) reloaded into res_reg. Returns the stub's label. */
-static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int res_reg,
-                          uint32_t resume)
+/* In cold code: writes the state to memory, has nvm_rt_fast execute instruction i (a fault
+ * unwinds) and reloads the registers the hot code expects: the slot cache and the entries below
+ * position `keep`. */
+static void cold_step(jc *c, uint32_t i, uint32_t keep)
 {
-    uint32_t l = x64_label(&c->a);
-    int saved = c->a.cur;
-    c->a.cur = 1;
-    x64_bind(&c->a, l);
     for (uint32_t q = 0; q < c->H; q++)
         emit_mat(c, q);
     helper_args_step(c, i, c->H);
@@ -447,6 +441,20 @@ static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int re
         else if (e->kind == V_XREG)
             movsd_xm(&c->a, e->reg, R13, cell(c, q));
     }
+}
+
+/* Cold slow path of instruction i (state: before i, operands at the top, H = height before):
+ * materializes everything, steps i in the interpreter, and resumes at `resume` with the
+ * registers of the entries below position `keep` reloaded and, when res_kind is V_REG/V_XREG,
+ * the result (at position keep) reloaded into res_reg. Returns the stub's label. */
+static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int res_reg,
+                          uint32_t resume)
+{
+    uint32_t l = x64_label(&c->a);
+    int saved = c->a.cur;
+    c->a.cur = 1;
+    x64_bind(&c->a, l);
+    cold_step(c, i, keep);
     if (res_kind == V_REG)
         mov_rm(&c->a, res_reg, R13, cell(c, keep));
     else if (res_kind == V_XREG)
@@ -781,19 +789,7 @@ static int compare(jc *c, uint32_t i, uint8_t op, int *cc, uint32_t fuse_target,
         int saved = c->a.cur;
         c->a.cur = 1;
         x64_bind(&c->a, slow);
-        for (uint32_t q = 0; q < c->H; q++)
-            emit_mat(c, q);
-        helper_args_step(c, i, c->H);
-        call_abs(&c->a, X64_FN(nvm_rt_fast));
-        check_helper(c, i);
-        cache_reload(c);
-        for (uint32_t q = 0; q < qx; q++) {
-            const vent *e = &c->vs[q];
-            if (e->kind == V_REG)
-                mov_rm(&c->a, e->reg, R13, cell(c, q));
-            else if (e->kind == V_XREG)
-                movsd_xm(&c->a, e->reg, R13, cell(c, q));
-        }
+        cold_step(c, i, qx);
         mov32_rm(&c->a, RAX, R13, cell(c, qx));
         if (fuse_target != UINT32_MAX) {
             test32_rr(&c->a, RAX, RAX);
@@ -987,9 +983,9 @@ static void field_ic(jc *c, uint32_t i, uint32_t q, uint32_t stub)
     jcc(&c->a, CC_NE, stub);
 }
 
-/* Speculation at site i: both operands must be floats; otherwise everything goes to memory and
- * the generic version of the function continues at instruction i (after refunding the rest of
- * this block: the generic block at i charges its own). */
+/* A failed speculation at instruction i: everything goes to memory and the generic version of
+ * the function continues at instruction i (after refunding the rest of this block: the generic
+ * block at i charges its own). Returns the cold stub's label. */
 static uint32_t spec_exit(jc *c, uint32_t i, uint32_t gen0)
 {
     uint32_t stub = x64_label(&c->a);
@@ -1004,17 +1000,10 @@ static uint32_t spec_exit(jc *c, uint32_t i, uint32_t gen0)
     return stub;
 }
 
+/* Float speculation at site i: both operands must be floats. */
 static void spec_float(jc *c, uint32_t i, uint32_t gen0)
 {
-    uint32_t stub = x64_label(&c->a);
-    int saved = c->a.cur;
-    c->a.cur = 1;
-    x64_bind(&c->a, stub);
-    for (uint32_t q = 0; q < c->H; q++)
-        emit_mat(c, q);
-    alu_ri(&c->a, ALU_ADD, R15, (int32_t)(c->blk_end - i));
-    jmp(&c->a, gen0 + i);
-    c->a.cur = saved;
+    uint32_t stub = spec_exit(c, i, gen0);
     for (uint32_t q = c->H - 2; q < c->H; q++) {
         check_tag(c, q, NVM_T_FLOAT, stub);
         c->vs[q].m = TM_FLOAT;
