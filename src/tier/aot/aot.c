@@ -91,6 +91,7 @@ static const layout layouts[] = {
     VO(consts),
     VO(jit_gas),
     VO(jit_pool),
+    VO(gas_rest),
     {"O_heap_objs", offsetof(nvm_vm, heap) + offsetof(nvm_heap, objs)},
     {"SZ_frame", sizeof(nvm_frame)},
     {"O_frame_pf", offsetof(nvm_frame, pf)},
@@ -148,6 +149,7 @@ static const char *const prelude[] = {
     "    int (*call_space)(struct nvm_vm *, uint32_t, nvm_value *, nvm_value *, uint32_t);\n"
     "    int (*catch_)(struct nvm_vm *, uint32_t);\n"
     "    void (*drop_handlers)(struct nvm_vm *);\n"
+    "    int64_t (*prefill)(struct nvm_vm *, int64_t, uint32_t);\n"
     "} nvm_aot_rt;\n"
     "typedef struct nvm_aot_ctx {\n"
     "    const nvm_aot_rt *rt;\n"
@@ -176,7 +178,14 @@ static const char *const prelude[] = {
     "static inline int TRUTHY(struct nvm_vm *vm, nvm_value *c, int64_t i, uint32_t t)\n{\n"
     "    if (t == 1)\n        return (int)i != 0;\n    if (t == 2)\n        return i != 0;\n"
     "    if (t == 0)\n        return 0;\n    c->as.i = i;\n    c->type = t;\n"
-    "    return RT->truthy(vm, c);\n}\n",
+    "    return RT->truthy(vm, c);\n}\n"
+    "/* a frameless call's result: the value's payload, and the gas countdown with the value's "
+    "tag\n"
+    " * in bits 56-63; g < 0: abandoned (redo the call with frames) */\n"
+    "typedef struct PR {\n    int64_t v;\n    int64_t g;\n} PR;\n"
+    "#define PBAIL ((PR){0, -1})\n"
+    "#define GMASK ((INT64_C(1) << 56) - 1)\n"
+    "#define PTRUTH(i, t) ((t) == 1 ? (int)(i) != 0 : (t) == 2 ? (i) != 0 : 0)\n",
     "#define PFCODE(fi) (*(const char **)(F(char *, O_pfuncs) + (fi) * SZ_pfunc + O_pfunc_code))\n"
     "/* CALL: pushes callee ci's frame (the caller resumes at instruction i + 1 of fi), calls fn\n"
     " * with the callee's base at height h and its slots after the caller's S */\n"
@@ -235,6 +244,10 @@ typedef struct gen {
     const nvm_fninfo *f;  /* its analysis */
     const uint8_t *spec;  /* its float speculation sites, NULL: none */
     const nvm_fninfo *gf; /* the generic version (speculating version only) */
+    bool pure;            /* emitting the frameless version (see emit_pure) */
+    const uint8_t *pok;   /* function -> has a frameless version */
+    tmask *const *pspec;  /* function -> the argument types its frameless version assumes */
+    const int8_t *prt;    /* function -> the type its frameless version returns, -1: any */
 } gen;
 
 typedef struct nm {
@@ -424,6 +437,10 @@ static void set_res(gen *g, uint32_t v, int r)
 /* instruction i stepped by the runtime (top at position top); an error leaves the function */
 static void step(gen *g, uint32_t i, uint32_t top)
 {
+    if (g->pure) {
+        put(g->b, "    return PBAIL;\n");
+        return;
+    }
     flush(g);
     put(g->b,
         "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
@@ -434,6 +451,10 @@ static void step(gen *g, uint32_t i, uint32_t top)
 /* the cold path of an inlined instruction: stepped, then position q reloaded (rep r) */
 static void slow_reload(gen *g, uint32_t i, int q, int r)
 {
+    if (g->pure) {
+        put(g->b, "    if (U(!ok_)) return PBAIL;\n    }\n");
+        return;
+    }
     put(g->b, "    if (U(!ok_)) {\n");
     step(g, i, g->H);
     if (q >= 0)
@@ -498,6 +519,10 @@ static void compare(gen *g, uint32_t i, uint8_t op)
     /* int against float is compared exactly by the runtime */
     put(b, "    else if (%s && %s) r_ = %s %s %s;\n    else ok_ = 0;\n", is(g, x, NVM_T_FLOAT).s,
         is(g, y, NVM_T_FLOAT).s, xf(g, x).s, o, xf(g, y).s);
+    if (g->pure) {
+        put(b, "    if (U(!ok_)) return PBAIL;\n");
+        return;
+    }
     put(b, "    if (U(!ok_)) {\n");
     step(g, i, H);
     put(b, "    r_ = base[%lld].as.b;\n    }\n", cl(g, x));
@@ -513,6 +538,10 @@ static nm truth(const gen *g, uint32_t q)
     else if (r == NVM_T_INT)
         snprintf(n.s, sizeof n.s, "(pI%" PRIu32 " != 0)", q);
     else if (r == NVM_T_NULL)
+        snprintf(n.s, sizeof n.s, "0");
+    else if (g->pure && r == R_G) /* other tags: abandoned before (pure_truth_guard) */
+        snprintf(n.s, sizeof n.s, "PTRUTH(pI%" PRIu32 ", pT%" PRIu32 ")", q, q);
+    else if (g->pure)
         snprintf(n.s, sizeof n.s, "0");
     else if (r == R_F)
         snprintf(n.s, sizeof n.s, "TRUTHY(vm, &base[%lld], DB(pD%" PRIu32 "), 3)", cl(g, q), q);
@@ -565,6 +594,151 @@ static void field_entry(gen *g, uint32_t i, uint32_t q, uint32_t a)
         g->fi, i, a);
 }
 
+/* ---- frameless calls ----
+ * A function whose instructions cannot change anything outside its own frame (arithmetic,
+ * comparisons, jumps, slots, reads of arrays and fields, calls of such functions; see
+ * pure_op) also gets a frameless version p<f>: arguments and result in C variables, no
+ * interpreter frame, gas in a register. It gives up (returns PBAIL) wherever the frame version
+ * would need the runtime: a type the inline code does not handle, an overflow or any other
+ * error, the gas countdown that cannot be refilled, a call for which the frame version would
+ * grow or overflow the interpreter's frames, operand stack or slots. Since it has changed
+ * nothing, the caller then restores vm->gas_rest and makes the same call with frames, which
+ * redoes it with the interpreter's exact semantics (error messages, backtraces, the exhaustion
+ * point). df/ds/dl: frames that may still be pushed, operand stack cells from the function's
+ * base and slot cells from its slots to the current ends of those arrays. */
+static bool pure_op(uint8_t op)
+{
+    switch (op) {
+    case NVM_OP_NOP:
+    case NVM_OP_POP:
+    case NVM_OP_PUSH:
+    case NVM_OP_PUSH_F64:
+    case NVM_OP_PUSH_BOOL:
+    case NVM_OP_PUSH_NULL:
+    case NVM_OP_DUP:
+    case NVM_OP_PICK:
+    case NVM_OP_SWAP:
+    case NVM_OP_ROT:
+    case NVM_OP_ROLL:
+    case NVM_OP_LOAD:
+    case NVM_OP_STORE:
+    case NVM_OP_ADD:
+    case NVM_OP_SUB:
+    case NVM_OP_MUL:
+    case NVM_OP_DIV:
+    case NVM_OP_MOD:
+    case NVM_OP_NEG:
+    case NVM_OP_EQ:
+    case NVM_OP_NE:
+    case NVM_OP_LT:
+    case NVM_OP_LE:
+    case NVM_OP_GT:
+    case NVM_OP_GE:
+    case NVM_OP_NOT:
+    case NVM_OP_JMP:
+    case NVM_OP_JZ:
+    case NVM_OP_JNZ:
+    case NVM_OP_CALL:
+    case NVM_OP_RET:
+    case NVM_OP_ARR_GET:
+    case NVM_OP_ARR_LEN:
+    case NVM_OP_LEN:
+    case NVM_OP_GET_FIELD:
+    case NVM_OP_MATH_SQRT: return true;
+    default: return false;
+    }
+}
+
+/* the payload (int64_t) and tag of position q as C expressions */
+static nm payload(const gen *g, uint32_t q)
+{
+    nm n;
+    if (g->rep[q] == R_F)
+        snprintf(n.s, sizeof n.s, "DB(pD%" PRIu32 ")", q);
+    else
+        snprintf(n.s, sizeof n.s, "pI%" PRIu32, q);
+    return n;
+}
+static nm tagx(const gen *g, uint32_t q)
+{
+    nm n;
+    if (g->rep[q] == R_G)
+        snprintf(n.s, sizeof n.s, "pT%" PRIu32, q);
+    else
+        snprintf(n.s, sizeof n.s, "%d", g->rep[q] == R_F ? NVM_T_FLOAT : g->rep[q]);
+    return n;
+}
+
+/* the parameter list of p<ci> */
+static void pure_params(gen *g, uint32_t ci)
+{
+    const nvm_func *cf = &g->m->funcs[ci];
+    put(g->b, "struct nvm_vm *vm, int64_t gas, int64_t df, int64_t ds, int64_t dl");
+    for (uint32_t k = 0; k < cf->consumed; k++) {
+        put(g->b, ", int64_t a%" PRIu32, k);
+        if (nvm_tm_single(g->pspec[ci][k]) < 0)
+            put(g->b, ", uint32_t t%" PRIu32, k);
+    }
+}
+
+/* the call of p<ci> with its arguments at the top of the stack (height H); the result's payload
+ * and tag go to position H - consumed, the gas to `gas`. In a frameless version an abandoned
+ * callee abandons the caller; in a frame version (inside `{ int pd_ = 0;`) it sets pd_ when the
+ * call was made without frames. */
+static void pure_call(gen *g, uint32_t ci, uint32_t H)
+{
+    tb *b = g->b;
+    const nvm_func *cf = &g->m->funcs[ci];
+    uint32_t lo = H - cf->consumed;
+    long long h = cl(g, H);
+    uint32_t need = cf->max_height - cf->consumed + 1;
+    put(b, "    if (L(1");
+    for (uint32_t k = 0; k < cf->consumed; k++) {
+        int t = nvm_tm_single(g->pspec[ci][k]);
+        if (t >= 0)
+            put(b, " && %s", is(g, lo + k, t).s);
+    }
+    put(b,
+        " && df > 0 && ds - (%lld) >= %" PRIu32 " && dl - %" PRIu32 " >= %" PRIu32
+        " &&\n          (const char *)__builtin_frame_address(0) >= CTX->stack_limit)) {\n",
+        h, need, g->S, cf->nslots);
+    if (!g->pure)
+        put(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
+    put(b, "    PR r_ = p%" PRIu32 "(vm, gas, df - 1, ds - (%lld), dl - %" PRIu32, ci, h, g->S);
+    for (uint32_t k = 0; k < cf->consumed; k++) {
+        put(b, ", %s", payload(g, lo + k).s);
+        if (nvm_tm_single(g->pspec[ci][k]) < 0)
+            put(b, ", %s", tagx(g, lo + k).s);
+    }
+    put(b, ");\n");
+    if (g->pure)
+        put(b, "    if (U(r_.g < 0)) return r_;\n");
+    else
+        put(b, "    if (L(r_.g >= 0)) {\n");
+    if (g->prt[ci] < 0)
+        put(b,
+            "    gas = r_.g & GMASK; pI%" PRIu32 " = r_.v; pT%" PRIu32
+            " = (uint32_t)(r_.g >> 56);\n",
+            lo, lo);
+    else
+        put(b, "    gas = r_.g; pI%" PRIu32 " = r_.v; pT%" PRIu32 " = %d;\n", lo, lo, g->prt[ci]);
+    if (g->pure)
+        put(b, "    } else return PBAIL;\n");
+    else
+        put(b, "    pd_ = 1;\n    } else F(int64_t, O_gas_rest) = r0_;\n    }\n");
+}
+
+/* before a branch on position q in a frameless version: truthiness the inline code does not
+ * compute abandons the call */
+static void pure_truth_guard(gen *g, uint32_t q)
+{
+    int r = g->rep[q];
+    if (r == R_G)
+        put(g->b, "    if (U(pT%" PRIu32 " > 2)) return PBAIL;\n", q);
+    else if (r != NVM_T_BOOL && r != NVM_T_INT && r != NVM_T_NULL)
+        put(g->b, "    return PBAIL;\n");
+}
+
 /* one version of the function (labels pre<i>) */
 static void emit_version(gen *g)
 {
@@ -587,14 +761,23 @@ static void emit_version(gen *g)
             g->dirty[v] = true;
         }
         put(b, "%c%" PRIu32 ":\n", g->pre, s);
-        put(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", e - s, e - s);
-        flush(g);
-        put(b,
-            "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
-            "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
-            "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
-            "    else goto unwind;\n    }\n",
-            e - s, s, cl(g, g->H), e - s, s, cl(g, g->H));
+        if (g->pure) {
+            put(b,
+                "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
+                "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
+                "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n    }\n",
+                e - s, e - s, e - s, e - s);
+        } else {
+            put(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", e - s,
+                e - s);
+            flush(g);
+            put(b,
+                "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
+                "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
+                "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
+                "    else goto unwind;\n    }\n",
+                e - s, s, cl(g, g->H), e - s, s, cl(g, g->H));
+        }
         for (uint32_t i = s; i < e; i++) {
             const nvm_insn *in = &fn->code[i];
             uint32_t H = g->H, pH = H;
@@ -834,6 +1017,8 @@ static void emit_version(gen *g)
             case NVM_OP_JMP: jump_to(g, g->pre, f, in->a); break;
             case NVM_OP_JZ:
             case NVM_OP_JNZ:
+                if (g->pure)
+                    pure_truth_guard(g, H - 1);
                 put(b, "    if (%s%s) {\n", in->op == NVM_OP_JZ ? "!" : "", truth(g, H - 1).s);
                 g->H = H - 1;
                 jump_to(g, g->pre, f, in->a);
@@ -842,6 +1027,21 @@ static void emit_version(gen *g)
             case NVM_OP_CALL: {
                 const nvm_func *cf = &m->funcs[in->a];
                 uint32_t need = cf->max_height - cf->consumed + 1;
+                if (g->pure) {
+                    pure_call(g, in->a, H);
+                    set_res(g, H - cf->consumed, R_G);
+                    break;
+                }
+                bool try_pure = g->pok != NULL && g->pok[in->a];
+                if (try_pure) {
+                    put(b, "    { int pd_ = 0;\n    {\n"
+                           "    int64_t df = (F(char *, O_frames_end) - F(char *, O_frames)) / "
+                           "SZ_frame - (int64_t)F(uint32_t, O_depth);\n"
+                           "    int64_t ds = F(nvm_value *, O_stack_end) - base;\n"
+                           "    int64_t dl = F(nvm_value *, O_slots_end) - slots;\n");
+                    pure_call(g, in->a, H);
+                    put(b, "    }\n    if (!pd_) {\n");
+                }
                 flush(g);
                 mark_clean(g);
                 put(b,
@@ -854,9 +1054,26 @@ static void emit_version(gen *g)
                     g->rep[q] = R_G;
                     g->dirty[q] = false;
                 }
+                if (try_pure) {
+                    /* the cells are current only after the call with frames */
+                    put(b, "    }\n    }\n");
+                    for (uint32_t v = 0; v < W + S; v++)
+                        g->dirty[v] = true;
+                }
                 break;
             }
             case NVM_OP_RET: {
+                if (g->pure) {
+                    int t = g->prt[g->fi];
+                    if (t < 0) {
+                        put(b, "    return (PR){%s, gas | ((int64_t)%s << 56)};\n",
+                            payload(g, H - 1).s, tagx(g, H - 1).s);
+                    } else {
+                        put(b, "    if (U(!%s)) return PBAIL;\n", is(g, H - 1, t).s);
+                        put(b, "    return (PR){%s, gas};\n", payload(g, H - 1).s);
+                    }
+                    break;
+                }
                 char d[48];
                 snprintf(d, sizeof d, "base[%lld]", -(long long)g->consumed);
                 store_val(g, H - 1, d);
@@ -865,8 +1082,14 @@ static void emit_version(gen *g)
                        "    return 0;\n");
                 break;
             }
-            case NVM_OP_HALT: put(b, "    SYNC();\n    return 2;\n"); break;
+            case NVM_OP_HALT:
+                put(b, g->pure ? "    return PBAIL;\n" : "    SYNC();\n    return 2;\n");
+                break;
             case NVM_OP_THROW:
+                if (g->pure) {
+                    put(b, "    return PBAIL;\n");
+                    break;
+                }
                 step(g, i, H);
                 put(b, "    rc = 1;\n    goto unwind;\n");
                 break;
@@ -879,6 +1102,12 @@ static void emit_version(gen *g)
                 else if (in->op == NVM_OP_NEW_ARRAY)
                     pops = (int)in->a;
                 uint32_t lo = pops < 0 || (uint32_t)pops > H ? 0 : H - (uint32_t)pops;
+                if (g->pure) {
+                    put(b, "    return PBAIL;\n");
+                    for (uint32_t q = lo; q < pH; q++)
+                        set_res(g, q, R_G);
+                    break;
+                }
                 step(g, i, H);
                 mark_clean(g);
                 for (uint32_t q = lo; q < pH; q++) {
@@ -903,6 +1132,117 @@ static void emit_version(gen *g)
             e < fn->ninsn)
             jump_to(g, g->pre, f, e);
     }
+}
+
+/* the frameless version p<fi> of the current function, from its analysis fp under the argument
+ * types g->pspec[fi] */
+static void emit_pure(gen *g, const nvm_fninfo *fp)
+{
+    tb *b = g->b;
+    uint32_t W = g->W, S = g->S, fi = g->fi;
+    put(b, "\n/* frameless f%" PRIu32 " */\nstatic PR p%" PRIu32 "(", fi, fi);
+    pure_params(g, fi);
+    put(b, ")\n{\n");
+    for (uint32_t q = 0; q < W; q++)
+        put(b,
+            "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
+            " = 0;\n",
+            q, q, q);
+    for (uint32_t n = 0; n < S; n++)
+        put(b,
+            "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
+            " = 7;\n",
+            n, n, n);
+    for (uint32_t q = 0; q < g->consumed; q++) {
+        int t = nvm_tm_single(g->pspec[fi][q]);
+        if (t >= 0)
+            put(b, "    pI%" PRIu32 " = a%" PRIu32 "; pT%" PRIu32 " = %d;\n", q, q, q, t);
+        else
+            put(b, "    pI%" PRIu32 " = a%" PRIu32 "; pT%" PRIu32 " = t%" PRIu32 ";\n", q, q, q, q);
+    }
+    for (uint32_t v = 0; v < W + S; v++) {
+        g->rep[v] = v < W ? R_G : NVM_T_UNDEF;
+        g->dirty[v] = false;
+    }
+    g->H = (uint32_t)g->consumed;
+    g->pure = true;
+    jump_to(g, 'P', fp, 0);
+    g->pre = 'P';
+    g->f = fp;
+    g->spec = NULL;
+    g->gf = NULL;
+    emit_version(g);
+    g->pure = false;
+    put(b, "    return PBAIL;\n}\n");
+}
+
+/* Which functions get a frameless version: every reachable instruction a pure_op, every callee
+ * one of them, a result, at most NVM_AOT_PURE_MAX instructions, and an analysis under the
+ * argument types of nvm_spec_args (pspec[f], allocated for each such f). */
+#define NVM_AOT_PURE_MAX 2000u
+static int pure_ret_type(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f)
+{
+    uint32_t W = fn->max_height + 1, S = fn->nslots;
+    tmask *cur = malloc(W + S + 1);
+    int t = -1;
+    tmask all = 0;
+    if (cur == NULL)
+        return -1;
+    for (uint32_t bi = 0; bi < f->nblk; bi++) {
+        if (!f->seen[bi])
+            continue;
+        memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
+        uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
+        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
+            if (fn->code[i].op == NVM_OP_RET && H >= 1) {
+                int s = nvm_tm_single(cur[H - 1]);
+                if (s >= 0 && t < 0)
+                    t = s;
+                all |= cur[H - 1];
+            }
+            nvm_xfer(m, fn, i, cur, &H, cur + W);
+        }
+    }
+    free(cur);
+    /* a result type some path is known to return, which every other path may return */
+    return t >= 0 && (all & TM(t)) ? t : -1;
+}
+
+static bool pure_plan(const nvm_module *m, uint8_t *pok, tmask **pspec, int8_t *prt)
+{
+    for (uint32_t f = 0; f < m->nfuncs; f++) {
+        const nvm_func *fn = &m->funcs[f];
+        if (!fn->returns || fn->ninsn > NVM_AOT_PURE_MAX)
+            continue;
+        bool ok = true;
+        for (uint32_t i = 0; i < fn->ninsn && ok; i++)
+            ok = fn->heights[i] == INT32_MIN || pure_op(fn->code[i].op);
+        if (!ok)
+            continue;
+        pspec[f] = calloc(fn->consumed + 1, 1);
+        if (pspec[f] == NULL)
+            return false;
+        nvm_spec_args(fn, pspec[f]);
+        nvm_fninfo t;
+        if (!nvm_analyse(m, fn, &t, NULL, NULL, pspec[f]))
+            continue;
+        prt[f] = (int8_t)pure_ret_type(m, fn, &t);
+        nvm_fninfo_free(&t);
+        pok[f] = 1;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t f = 0; f < m->nfuncs; f++) {
+            const nvm_func *fn = &m->funcs[f];
+            for (uint32_t i = 0; pok[f] && i < fn->ninsn; i++)
+                if (fn->heights[i] != INT32_MIN && fn->code[i].op == NVM_OP_CALL &&
+                    !pok[fn->code[i].a]) {
+                    pok[f] = 0;
+                    changed = true;
+                }
+        }
+    }
+    return true;
 }
 
 /* fs/fg: the speculating and generic versions (fs NULL: one version, fg) */
@@ -1035,6 +1375,26 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         put(&b, "%s", prelude[i]);
     for (uint32_t f = 0; f < m->nfuncs; f++)
         put(&b, "static int f%" PRIu32 "(struct nvm_vm *, nvm_value *, nvm_value *);\n", f);
+    uint8_t *pok = calloc(m->nfuncs + 1, 1);
+    tmask **pspec = calloc(m->nfuncs + 1, sizeof *pspec);
+    int8_t *prt = malloc(m->nfuncs + 1);
+    if (prt != NULL)
+        memset(prt, -1, m->nfuncs + 1);
+    if (pok == NULL || pspec == NULL || prt == NULL || !pure_plan(m, pok, pspec, prt))
+        b.oom = true;
+    for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
+        if (!pok[f])
+            continue;
+        gen pg;
+        memset(&pg, 0, sizeof pg);
+        pg.b = &b;
+        pg.m = m;
+        pg.pspec = pspec;
+        pg.prt = prt;
+        put(&b, "static PR p%" PRIu32 "(", f);
+        pure_params(&pg, f);
+        put(&b, ");\n");
+    }
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         const nvm_func *fn = &m->funcs[f];
         nvm_fninfo fi, fs, fg;
@@ -1072,6 +1432,9 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         g.post = malloc(W + S + 1);
         g.rep = malloc(W + S + 1);
         g.dirty = malloc(W + S + 1);
+        g.pok = pok;
+        g.pspec = pspec;
+        g.prt = prt;
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
             site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
@@ -1081,6 +1444,15 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
             emit_fn(&g, &fs, &fg, site, argspec);
         else
             emit_fn(&g, NULL, &fi, NULL, NULL);
+        if (!b.oom && pok[f]) {
+            nvm_fninfo fpi;
+            if (nvm_analyse(m, fn, &fpi, NULL, NULL, pspec[f])) {
+                emit_pure(&g, &fpi);
+                nvm_fninfo_free(&fpi);
+            } else {
+                b.oom = true;
+            }
+        }
         free(g.stk);
         free(g.sl);
         free(g.post);
@@ -1096,6 +1468,11 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         if (ok)
             nvm_fninfo_free(&fi);
     }
+    for (uint32_t f = 0; pspec != NULL && f < m->nfuncs; f++)
+        free(pspec[f]);
+    free(pspec);
+    free(pok);
+    free(prt);
     put(&b, "\nstatic const nvm_aot_fn fns[%" PRIu32 "] = {", m->nfuncs + 1);
     for (uint32_t f = 0; f < m->nfuncs; f++)
         put(&b, "%sf%" PRIu32 ",", f % 8 == 0 ? "\n    " : " ", f);

@@ -19,7 +19,7 @@
 #include "nanovm.h"
 #include "../../vm/vm.h"
 
-#define NVM_AOT_ABI 1u
+#define NVM_AOT_ABI 2u
 #define NVM_AOT_FP_LEN 64 /* hex digits of the layout fingerprint */
 
 /* The runtime table (same member order as the generated declaration). */
@@ -32,6 +32,7 @@ typedef struct nvm_aot_rt {
     int (*call_space)(nvm_vm *vm, uint32_t callee, nvm_value *top, nvm_value *cslots, uint32_t idx);
     int (*catch_)(nvm_vm *vm, uint32_t frame);
     void (*drop_handlers)(nvm_vm *vm);
+    int64_t (*prefill)(nvm_vm *vm, int64_t gas, uint32_t need);
 } nvm_aot_rt;
 
 /* What vm->jit_pool points to while generated code runs. stack_limit: below this native stack

@@ -44,6 +44,7 @@ struct nvm_aot_lib {
 static const nvm_aot_rt rt_table = {
     nvm_rt_fast,        nvm_rt_truthy,     nvm_rt_gas,   nvm_rt_deopt,
     nvm_rt_interp_call, nvm_rt_call_space, nvm_rt_catch, nvm_rt_drop_handlers,
+    nvm_rt_prefill,
 };
 
 #if defined(__GNUC__)

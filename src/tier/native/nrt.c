@@ -180,6 +180,24 @@ int nvm_rt_gas(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top)
     return vm->jit_gas >= (int64_t)need ? NVM_RT_OK : NVM_RT_DEOPT;
 }
 
+int64_t nvm_rt_prefill(nvm_vm *vm, int64_t gas, uint32_t need)
+{
+    while (gas < (int64_t)need && vm->gas_rest > 0) {
+        int64_t chunk = vm->gas_rest < NVM_GAS_CHUNK ? vm->gas_rest : NVM_GAS_CHUNK;
+        vm->gas_rest -= chunk;
+        gas += chunk;
+        if (vm->cfg.interrupt == NULL)
+            continue;
+        vm->gas_used = vm->gas_start - vm->gas_rest - gas;
+        vm->err.status = NVM_OK;
+        if (vm->cfg.interrupt(vm->cfg.interrupt_ud) != NVM_OK) {
+            vm->err.status = NVM_OK;
+            return -1;
+        }
+    }
+    return gas >= (int64_t)need ? gas : -1;
+}
+
 static int run_frame(nvm_vm *vm, uint32_t slot_base)
 {
     bool ended = false;

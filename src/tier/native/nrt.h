@@ -29,6 +29,12 @@ int nvm_rt_truthy(nvm_vm *vm, const nvm_value *v);
 int nvm_rt_gas(nvm_vm *vm, uint32_t need, uint32_t idx, nvm_value *top);
 /* Runs the rest of the running frame in the interpreter from instruction idx. */
 int nvm_rt_deopt(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots);
+/* The refill of a frameless (side-effect free) call's gas countdown `gas`: chunks move from
+ * vm->gas_rest (the caller restores it if the call is abandoned) and the interrupt hook runs as
+ * in nvm_rt_gas. Returns the new countdown (>= need), or -1: the call must be abandoned and
+ * redone with frames (the run's gas cannot cover `need`, or the hook asked to stop; the frame
+ * path then stops at the exact instruction, calling the hook again). */
+int64_t nvm_rt_prefill(nvm_vm *vm, int64_t gas, uint32_t need);
 /* Runs a whole call (frame already pushed by the caller) in the interpreter. */
 int nvm_rt_interp_call(nvm_vm *vm, nvm_value *base, nvm_value *slots);
 /* CALL's slow path (depth limit, stack, frames, slots). */
