@@ -4,7 +4,9 @@
 # luajit, luajit -joff, python3, node, and the C version when there is one), checks that every
 # runtime prints exactly lua5.4's line, and reports median wall time, the ratio to Lua 5.4, the
 # JIT's ratios to the interpreter, Lua 5.4 and LuaJIT, peak RSS and start-up time (a bare hello
-# program, and a signed hello capsule at the verified level, which runs on the JIT).
+# program, a signed hello capsule at the verified level, which runs on the JIT, and a hello capsule
+# signed with a certificate chain to a root the policy trusts, at the trusted level, which runs on
+# the AOT tier from the cache; that one needs the openssl command line and a C compiler).
 #
 # usage: bench/run.sh NANOVM [RUNS]        (RUNS defaults to 5)
 #   NVM_PEERS_DIR       directory of the peer programs (default: ../../shared/bench/peers relative
@@ -72,6 +74,7 @@ if have hyperfine; then HF=1; else note_missing hyperfine; fi
 TIMECMD=""
 if [ -x /usr/bin/time ]; then TIMECMD=/usr/bin/time; else note_missing /usr/bin/time; fi
 have gnuplot || note_missing gnuplot
+have openssl || note_missing openssl
 "$NANOVM" run --tier jit "$BENCH/hello.casm" >/dev/null 2>&1 || note_missing "nanovm-jit-tier"
 if [ -n "$missing" ]; then
     echo "run.sh: missing:$missing" >&2
@@ -204,13 +207,18 @@ for p in $PROGRAMS; do
 done
 
 # ---- start-up -------------------------------------------------------------------------------------
-# A bare hello program, and hello as a capsule signed without a certificate chain (the verified
-# level: `auto` puts it on the JIT when this build has one), run under the built-in default policy.
+# A bare hello program; hello as a capsule signed without a certificate chain (the verified level:
+# `auto` puts it on the JIT when this build has one), run under an empty policy; hello as a capsule
+# signed by a code-signing leaf under an intermediate under a root the policy trusts (the trusted
+# level: `auto` puts it on the AOT tier), with its compiled object already in this run's cache.
 SU_NVM=""
 SU_LUA=""
 SU_CAP=""
+SU_TRUST=""
 CAP_TIER=""
 CAP_CMD=""
+TRUST_TIER=""
+TRUST_CMD=""
 printf '{}\n' >"$TMP/policy.json"
 printf '{"name": "hello", "version": "1.0.0", "capabilities": ["io.print"]}\n' >"$TMP/hello.json"
 if "$NANOVM" keygen -o "$TMP/bench.key" >/dev/null 2>&1 &&
@@ -229,13 +237,60 @@ else
     echo "!!! cannot build the signed hello capsule" >&2
     status=1
 fi
+# the trusted capsule: an Ed25519 PKI made by the openssl command line (root -> intermediate ->
+# code-signing leaf), a policy trusting the root, the capsule signed with the leaf and the
+# intermediate, compiled into this run's cache (`nanovm aot`) before it is timed
+PKI="$TMP/pki"
+pki() {
+    mkdir -p "$PKI" && cd "$PKI" || return 1
+    printf '%s\n' '[req]' 'distinguished_name = dn' '[dn]' '[v3_ca]' \
+        'basicConstraints = critical,CA:TRUE' 'keyUsage = critical,keyCertSign,cRLSign' \
+        'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid:always' '[v3_leaf]' \
+        'basicConstraints = critical,CA:FALSE' 'keyUsage = critical,digitalSignature' \
+        'extendedKeyUsage = codeSigning' 'subjectKeyIdentifier = hash' \
+        'authorityKeyIdentifier = keyid:always' >openssl.cnf
+    for k in root inter leaf; do openssl genpkey -algorithm ed25519 -out $k.key || return 1; done
+    openssl req -x509 -new -key root.key -subj "/CN=NanoVM Bench Root" -days 2 -config openssl.cnf \
+        -extensions v3_ca -out root.pem &&
+        openssl req -new -key inter.key -subj "/CN=NanoVM Bench Intermediate" \
+            -config openssl.cnf -out inter.csr &&
+        openssl x509 -req -in inter.csr -CA root.pem -CAkey root.key -set_serial 0x1001 -days 2 \
+            -extfile openssl.cnf -extensions v3_ca -out inter.pem &&
+        openssl req -new -key leaf.key -subj "/CN=NanoVM Bench Signer" -config openssl.cnf \
+            -out leaf.csr &&
+        openssl x509 -req -in leaf.csr -CA inter.pem -CAkey inter.key -set_serial 0x2001 -days 2 \
+            -extfile openssl.cnf -extensions v3_leaf -out leaf.pem || return 1
+    printf '{"trust_roots": ["root.pem"]}\n' >policy.json
+    "$NANOVM" pack --manifest "$TMP/hello.json" -o trusted.cap "$BENCH/hello.casm" &&
+        "$NANOVM" sign --key leaf.key --cert leaf.pem --chain inter.pem trusted.cap &&
+        "$NANOVM" aot --policy policy.json trusted.cap
+}
+if have openssl && have cc; then
+    if (pki) >"$TMP/pki.log" 2>&1; then
+        TRUST_TIER=$("$NANOVM" verify --json --policy "$PKI/policy.json" "$PKI/trusted.cap" |
+            sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
+        TRUST_CMD="$(q "$NANOVM") run --policy $(q "$PKI/policy.json") $(q "$PKI/trusted.cap")"
+        hello=$(sh -c "exec $TRUST_CMD" 2>&1)
+        if [ "$hello" != "hello" ]; then
+            echo "!!! MISMATCH in trusted.cap: nanovm printed '$hello'" >&2
+            status=1
+            TRUST_CMD=""
+        fi
+    else
+        echo "!!! cannot build the trusted hello capsule:" >&2
+        tail -n 5 "$TMP/pki.log" | sed 's/^/!!!   /' >&2
+        status=1
+    fi
+fi
 hello=$("$NANOVM" run "$BENCH/hello.casm" 2>&1)
 if [ "$hello" != "hello" ]; then
     echo "!!! MISMATCH in hello: nanovm printed '$hello'" >&2
     status=1
 else
     if [ $HF = 1 ]; then
-        if [ -n "$CAP_CMD" ]; then set -- "$CAP_CMD"; else set --; fi
+        set --
+        [ -n "$CAP_CMD" ] && set -- "$@" "$CAP_CMD"
+        [ -n "$TRUST_CMD" ] && set -- "$@" "$TRUST_CMD"
         hyperfine -N --warmup 3 --runs $STARTUP_RUNS --style none --export-json "$TMP/su.json" \
             "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" "lua5.4 -e ''" "$@" >"$TMP/hf.log" 2>&1 ||
             cat "$TMP/hf.log" >&2
@@ -244,11 +299,17 @@ else
         }
         SU_NVM=$(nth_median 1)
         SU_LUA=$(nth_median 2)
-        [ -n "$CAP_CMD" ] && SU_CAP=$(nth_median 3)
+        n=3
+        if [ -n "$CAP_CMD" ]; then
+            SU_CAP=$(nth_median $n)
+            n=4
+        fi
+        [ -n "$TRUST_CMD" ] && SU_TRUST=$(nth_median $n)
     else
         time_cmd "$(q "$NANOVM") run $(q "$BENCH/hello.casm")" $STARTUP_RUNS "$TMP/su1.json" && SU_NVM=$MEDIAN
         time_cmd "lua5.4 -e ''" $STARTUP_RUNS "$TMP/su2.json" && SU_LUA=$MEDIAN
         [ -n "$CAP_CMD" ] && time_cmd "$CAP_CMD" $STARTUP_RUNS "$TMP/su3.json" && SU_CAP=$MEDIAN
+        [ -n "$TRUST_CMD" ] && time_cmd "$TRUST_CMD" $STARTUP_RUNS "$TMP/su4.json" && SU_TRUST=$MEDIAN
     fi
 fi
 
@@ -261,6 +322,7 @@ HOST="$(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 
 awk -F '\t' -v order="$TABLE_ORDER" -v labels="$LABELS" -v progs="$PROGRAMS" -v runs="$RUNS" \
     -v su_nvm="$SU_NVM" -v su_lua="$SU_LUA" -v su_cap="$SU_CAP" -v cap_tier="$CAP_TIER" \
+    -v su_trust="$SU_TRUST" -v trust_tier="$TRUST_TIER" \
     -v su_runs="$STARTUP_RUNS" -v date="$DATE" \
     -v host="$HOST" -v timer="$TIMER" -v missing="$missing" -v status="$status" \
     -v md="$TMP/latest.md" -v js="$TMP/latest.json" -v dat="$TMP/ratios.dat" '
@@ -373,6 +435,10 @@ END {
     printf "| nanovm run hello.cap (signed, verified level, tier %s) | %s | %s |\n",
         (cap_tier == "" ? "?" : cap_tier), (su_cap == "" ? "—" : sprintf("%.2f", su_cap * 1000)),
         sr > md
+    sr = (su_trust != "" && su_lua != "" && su_lua > 0) ? sprintf("%.2f", su_trust / su_lua) : "—"
+    printf "| nanovm run trusted.cap (certificate chain, trusted level, tier %s, cached) | %s | %s |\n",
+        (trust_tier == "" ? "?" : trust_tier),
+        (su_trust == "" ? "—" : sprintf("%.2f", su_trust * 1000)), sr > md
     print "" > md
     print "## Peak RSS (MB, from /usr/bin/time)" > md
     print "" > md
@@ -446,9 +512,11 @@ END {
     }
     print "}," > js
     printf "  \"startup\": {\"runs\": %d, \"nanovm_hello_s\": %s, \"lua54_empty_s\": %s, " \
-        "\"nanovm_verified_capsule_s\": %s, \"verified_capsule_tier\": %s}\n", su_runs,
+        "\"nanovm_verified_capsule_s\": %s, \"verified_capsule_tier\": %s, " \
+        "\"nanovm_trusted_capsule_s\": %s, \"trusted_capsule_tier\": %s}\n", su_runs,
         (su_nvm == "" ? "null" : su_nvm), (su_lua == "" ? "null" : su_lua),
-        (su_cap == "" ? "null" : su_cap), (cap_tier == "" ? "null" : jstr(cap_tier)) > js
+        (su_cap == "" ? "null" : su_cap), (cap_tier == "" ? "null" : jstr(cap_tier)),
+        (su_trust == "" ? "null" : su_trust), (trust_tier == "" ? "null" : jstr(trust_tier)) > js
     print "}" > js
 
     # gnuplot data: one row per program, one column per runtime, "-" where missing

@@ -128,7 +128,7 @@ static void assess_signature(const nvm_capsule *c, const nvm_policy *p, nvm_deci
     } else {
         uint8_t dig[NVM_SHA256_LEN];
         nvm_capsule_signed_digest(c, dig);
-        st = nvm_ed25519_verify(c->pubkey, dig, sizeof dig, c->signature, why);
+        st = nvm_ed25519_verify_in(p->crypto, c->pubkey, dig, sizeof dig, c->signature, why);
         if (st != NVM_OK && why[0] == '\0')
             snprintf(why, sizeof why, "signature does not verify");
     }
@@ -178,7 +178,7 @@ static nvm_status assess_identity(const nvm_capsule *c, const nvm_policy *p, int
         return NVM_OK;
     }
     nvm_certs *chain = NULL;
-    nvm_status st = nvm_certs_new(&chain);
+    nvm_status st = nvm_certs_new_in(p->crypto, &chain);
     if (st != NVM_OK) {
         if (err != NULL) {
             memset(err, 0, sizeof *err);

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,13 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -32,19 +37,47 @@ struct nvm_key {
     EVP_PKEY *pkey;
 };
 
-/* Invariant: sk holds owned references, in insertion order. */
+/* Invariant: sk holds owned references, in insertion order, each decoded in libctx (NULL:
+ * OpenSSL's default library context; otherwise a verification context's, which outlives the
+ * list). */
 struct nvm_certs {
     STACK_OF(X509) * sk;
+    OSSL_LIB_CTX *libctx;
+};
+
+/* A verification context: a private library context whose one provider ("nanovm-verify") offers
+ * only the algorithms verification uses, taken unchanged from the default provider of OpenSSL's
+ * default library context (which stays loaded: NanoVM never unloads it). Invariant: prov is
+ * loaded in libctx; both are owned. */
+struct nvm_crypto {
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov;
 };
 
 /* OpenSSL set-up, before any other OpenSSL call of this file: no error strings (loaded only when a
  * message needs one), no table of every legacy cipher and digest (algorithms are fetched from
- * the providers by name). Cuts about a third of a millisecond from every run's start-up. */
+ * the providers by name). Cuts about a third of a millisecond from every run's start-up. Nor the
+ * system's openssl.cnf (about 0.1 ms to read and parse; NanoVM needs nothing it configures: the
+ * default provider serves every algorithm, as it does when no configuration loads one), nor an
+ * exit handler that frees OpenSSL's global state as the process ends anyway (about 0.03 ms). */
 static void crypto_init(void)
 {
     OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
-                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
+                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS | OPENSSL_INIT_NO_LOAD_CONFIG |
+                            OPENSSL_INIT_NO_ATEXIT,
                         NULL);
+}
+
+/* The digests X.509 signature checks of RSA and ECDSA certificates look up by NID in OpenSSL's
+ * legacy table, which crypto_init leaves empty (Ed25519 certificates need none): added before a
+ * chain verification in the default context (adding one twice replaces it). */
+static void digests_init(void)
+{
+    const EVP_MD *const mds[] = {EVP_sha1(),     EVP_sha224(),   EVP_sha256(),
+                                 EVP_sha384(),   EVP_sha512(),   EVP_sha3_224(),
+                                 EVP_sha3_256(), EVP_sha3_384(), EVP_sha3_512()};
+    for (size_t i = 0; i < sizeof mds / sizeof mds[0]; i++)
+        EVP_add_digest(mds[i]);
 }
 
 static void set_why(char *why, const char *fmt, ...)
@@ -75,6 +108,166 @@ static void why_openssl(char *why, const char *what)
         set_why(why, "%s", what);
     }
     ERR_clear_error();
+}
+
+/* ---- the verification context ----
+ *
+ * Why: every algorithm fetch, key decoder set-up and certificate parse in OpenSSL 3.0 builds and
+ * searches the methods of every algorithm the library context offers (40 decoders, 18 key
+ * managers, 22 digests in the default provider), which costs more than the cryptography of a
+ * whole chain verification. The "nanovm-verify" provider re-exports, from the default provider of
+ * the default library context, exactly the implementations that verifying Ed25519 signatures and
+ * certificates uses. Its provider context is the default provider's own, so the implementations
+ * run exactly as they do there. Anything it lacks (a CA key that is not Ed25519, say) makes the
+ * verification fail in the private context, and every such failure is decided again in the
+ * default context: results are those of the default context. */
+
+/* One re-exported algorithm: operation, first name, and a property the definition must have. */
+typedef struct verify_alg {
+    int op;
+    const char *name;
+    const char *prop;
+} verify_alg;
+
+static const verify_alg verify_algs[] = {
+    {OSSL_OP_DIGEST, "SHA2-256", NULL}, /* fingerprints */
+    {OSSL_OP_DIGEST, "SHA1", NULL},     /* the certificate hash of X.509v3 extension caching */
+    {OSSL_OP_DIGEST, "SHA2-512", NULL},
+    {OSSL_OP_SIGNATURE, "ED25519", NULL},
+    {OSSL_OP_KEYMGMT, "ED25519", NULL},
+    {OSSL_OP_DECODER, "ED25519", "structure=SubjectPublicKeyInfo"},
+    {OSSL_OP_DECODER, "DER", "structure=SubjectPublicKeyInfo"},
+};
+
+static bool verify_alg_wanted(int op, const OSSL_ALGORITHM *a)
+{
+    const char *names = a->algorithm_names;
+    size_t first = strcspn(names, ":");
+    for (size_t i = 0; i < sizeof verify_algs / sizeof verify_algs[0]; i++) {
+        const verify_alg *v = &verify_algs[i];
+        if (v->op != op || strlen(v->name) != first || strncmp(names, v->name, first) != 0)
+            continue;
+        if (v->prop == NULL ||
+            (a->property_definition != NULL && strstr(a->property_definition, v->prop) != NULL))
+            return true;
+    }
+    return false;
+}
+
+static int find_default(OSSL_PROVIDER *prov, void *arg)
+{
+    if (strcmp(OSSL_PROVIDER_get0_name(prov), "default") != 0)
+        return 1;
+    *(OSSL_PROVIDER **)arg = prov;
+    return 0;
+}
+
+/* The default provider of the default library context, activated as any first fetch there would
+ * (OpenSSL's fallback); NULL when that context runs without it. */
+static OSSL_PROVIDER *default_provider(void)
+{
+    OSSL_PROVIDER *prov = NULL;
+    OSSL_PROVIDER_do_all(NULL, find_default, &prov);
+    return prov;
+}
+
+/* A filtered algorithm table and what it was filtered from (returned to the default provider
+ * when the core is done with the table). */
+typedef struct verify_table {
+    OSSL_PROVIDER *from;
+    int op;
+    const OSSL_ALGORITHM *all;
+    OSSL_ALGORITHM algs[]; /* the wanted entries of `all`, then a zero terminator */
+} verify_table;
+
+static const OSSL_ALGORITHM *verify_query(void *provctx, int op, int *no_cache)
+{
+    (void)provctx;
+    *no_cache = 0;
+    OSSL_PROVIDER *d = default_provider();
+    if (d == NULL)
+        return NULL;
+    const OSSL_ALGORITHM *all = OSSL_PROVIDER_query_operation(d, op, no_cache);
+    if (all == NULL)
+        return NULL;
+    size_t n = 0;
+    while (all[n].algorithm_names != NULL)
+        n++;
+    verify_table *t = calloc(1, sizeof *t + (n + 1) * sizeof t->algs[0]);
+    if (t == NULL) {
+        OSSL_PROVIDER_unquery_operation(d, op, all);
+        return NULL;
+    }
+    t->from = d;
+    t->op = op;
+    t->all = all;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (verify_alg_wanted(op, &all[i]))
+            t->algs[k++] = all[i];
+    return t->algs;
+}
+
+static void verify_unquery(void *provctx, int op, const OSSL_ALGORITHM *algs)
+{
+    (void)provctx;
+    (void)op;
+    if (algs == NULL)
+        return;
+    verify_table *t = (verify_table *)(void *)((const char *)algs - offsetof(verify_table, algs));
+    OSSL_PROVIDER_unquery_operation(t->from, t->op, t->all);
+    free(t);
+}
+
+static const OSSL_DISPATCH verify_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))verify_query},
+    {OSSL_FUNC_PROVIDER_UNQUERY_OPERATION, (void (*)(void))verify_unquery},
+    {0, NULL},
+};
+
+static int verify_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                                const OSSL_DISPATCH **out, void **provctx)
+{
+    (void)handle;
+    (void)in;
+    OSSL_PROVIDER *d = default_provider();
+    if (d == NULL)
+        return 0;
+    *provctx = OSSL_PROVIDER_get0_provider_ctx(d);
+    *out = verify_dispatch;
+    return 1;
+}
+
+nvm_crypto *nvm_crypto_new(void)
+{
+    crypto_init();
+    nvm_crypto *cx = calloc(1, sizeof *cx);
+    if (cx == NULL)
+        return NULL;
+    if (default_provider() == NULL || (cx->libctx = OSSL_LIB_CTX_new()) == NULL ||
+        OSSL_PROVIDER_add_builtin(cx->libctx, "nanovm-verify", verify_provider_init) != 1 ||
+        (cx->prov = OSSL_PROVIDER_load(cx->libctx, "nanovm-verify")) == NULL) {
+        OSSL_LIB_CTX_free(cx->libctx);
+        free(cx);
+        ERR_clear_error();
+        return NULL;
+    }
+    return cx;
+}
+
+void nvm_crypto_free(nvm_crypto *cx)
+{
+    if (cx == NULL)
+        return;
+    OSSL_PROVIDER_unload(cx->prov);
+    OSSL_LIB_CTX_free(cx->libctx);
+    free(cx);
+    ERR_clear_error();
+}
+
+static OSSL_LIB_CTX *libctx_of(const nvm_crypto *cx)
+{
+    return cx != NULL ? cx->libctx : NULL;
 }
 
 /* ---- hashing ---- */
@@ -290,19 +483,22 @@ fail:
     return st;
 }
 
-nvm_status nvm_ed25519_verify(const uint8_t pub[NVM_ED25519_PUB_LEN], const uint8_t *msg,
-                              size_t len, const uint8_t sig[NVM_ED25519_SIG_LEN], char *why)
+/* NVM_OK when sig verifies in libctx, NVM_E_TRUST when it does not, NVM_E_INTERNAL when the
+ * verification cannot be set up there. */
+static nvm_status ed25519_verify_in(OSSL_LIB_CTX *libctx, const uint8_t pub[NVM_ED25519_PUB_LEN],
+                                    const uint8_t *msg, size_t len,
+                                    const uint8_t sig[NVM_ED25519_SIG_LEN], char *why)
 {
-    crypto_init();
     nvm_status st = NVM_E_TRUST;
     EVP_MD_CTX *ctx = NULL;
-    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, NVM_ED25519_PUB_LEN);
+    EVP_PKEY *pkey =
+        EVP_PKEY_new_raw_public_key_ex(libctx, "ED25519", NULL, pub, NVM_ED25519_PUB_LEN);
     if (pkey == NULL) {
         set_why(why, "invalid Ed25519 public key");
         goto fail;
     }
     ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1) {
+    if (ctx == NULL || EVP_DigestVerifyInit_ex(ctx, NULL, NULL, libctx, NULL, pkey, NULL) != 1) {
         why_openssl(why, "cannot set up Ed25519 verification");
         st = NVM_E_INTERNAL;
         goto fail;
@@ -319,15 +515,41 @@ fail:
     return st;
 }
 
+nvm_status nvm_ed25519_verify_in(const nvm_crypto *cx, const uint8_t pub[NVM_ED25519_PUB_LEN],
+                                 const uint8_t *msg, size_t len,
+                                 const uint8_t sig[NVM_ED25519_SIG_LEN], char *why)
+{
+    crypto_init();
+    if (cx != NULL && ed25519_verify_in(cx->libctx, pub, msg, len, sig, NULL) == NVM_OK)
+        return NVM_OK;
+    /* no verification context, or a failure there: the default context decides */
+    return ed25519_verify_in(NULL, pub, msg, len, sig, why);
+}
+
+nvm_status nvm_ed25519_verify(const uint8_t pub[NVM_ED25519_PUB_LEN], const uint8_t *msg,
+                              size_t len, const uint8_t sig[NVM_ED25519_SIG_LEN], char *why)
+{
+    return nvm_ed25519_verify_in(NULL, pub, msg, len, sig, why);
+}
+
 /* ---- certificates ---- */
 
-nvm_status nvm_certs_new(nvm_certs **out)
+/* Decodes a certificate into *a (made by X509_new_ex: decoded in its library context), as
+ * d2i_X509(NULL, ...) does: extensions are examined when first used, not here. On failure *a is
+ * freed and set to NULL. */
+static void *x509_d2i(void **a, const unsigned char **in, long len)
+{
+    return ASN1_item_d2i((ASN1_VALUE **)a, in, len, ASN1_ITEM_rptr(X509));
+}
+
+nvm_status nvm_certs_new_in(const nvm_crypto *cx, nvm_certs **out)
 {
     crypto_init();
     *out = NULL;
     nvm_certs *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NVM_E_INTERNAL;
+    c->libctx = libctx_of(cx);
     c->sk = sk_X509_new_null();
     if (c->sk == NULL) {
         free(c);
@@ -336,6 +558,11 @@ nvm_status nvm_certs_new(nvm_certs **out)
     }
     *out = c;
     return NVM_OK;
+}
+
+nvm_status nvm_certs_new(nvm_certs **out)
+{
+    return nvm_certs_new_in(NULL, out);
 }
 
 nvm_status nvm_certs_add_pem_file(nvm_certs *c, const char *path, char *why)
@@ -350,8 +577,14 @@ nvm_status nvm_certs_add_pem_file(nvm_certs *c, const char *path, char *why)
     int added = 0;
     ERR_clear_error();
     for (;;) {
-        X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+        X509 *x = X509_new_ex(c->libctx, NULL);
         if (x == NULL) {
+            set_why(why, "out of memory");
+            st = NVM_E_INTERNAL;
+            break;
+        }
+        if (PEM_ASN1_read(x509_d2i, PEM_STRING_X509, f, (void **)&x, NULL, NULL) == NULL) {
+            X509_free(x); /* NULL when the decoder has freed it */
             unsigned long e = ERR_peek_last_error();
             if (added > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
                 ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
@@ -386,8 +619,13 @@ nvm_status nvm_certs_add_der(nvm_certs *c, const uint8_t *der, size_t len, char 
         return NVM_E_FORMAT;
     }
     const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
+    X509 *x = X509_new_ex(c->libctx, NULL);
     if (x == NULL) {
+        set_why(why, "out of memory");
+        return NVM_E_INTERNAL;
+    }
+    if (x509_d2i((void **)&x, &p, (long)len) == NULL) {
+        X509_free(x); /* NULL when the decoder has freed it */
         why_openssl(why, "not a DER certificate");
         return NVM_E_FORMAT;
     }
@@ -508,10 +746,18 @@ nvm_status nvm_certs_describe(const nvm_certs *c, size_t i, char *subject, char 
     if (fingerprint_hex != NULL) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int n = 0;
-        if (X509_digest(x, EVP_sha256(), md, &n) == 1 && n == NVM_SHA256_LEN)
+        uint8_t *der = NULL;
+        size_t len = 0;
+        if (X509_digest(x, EVP_sha256(), md, &n) == 1 && n == NVM_SHA256_LEN) {
             nvm_hex(md, n, fingerprint_hex);
-        else
+        } else if (c->libctx != NULL && nvm_certs_der(c, i, &der, &len) == NVM_OK) {
+            /* what X509_digest hashes, in the default context */
+            nvm_sha256(der, len, md);
+            nvm_hex(md, NVM_SHA256_LEN, fingerprint_hex);
+        } else {
             fingerprint_hex[0] = '\0';
+        }
+        free(der);
         ERR_clear_error();
     }
     return NVM_OK;
@@ -525,11 +771,23 @@ nvm_status nvm_certs_pubkey(const nvm_certs *c, size_t i, uint8_t pub[NVM_ED2551
         set_why(why, "no certificate %zu", i);
         return NVM_E_USAGE;
     }
-    if (raw_pub(X509_get0_pubkey(x), pub) != 0) {
-        set_why(why, "the certificate's key is not Ed25519");
-        return NVM_E_TRUST;
+    if (raw_pub(X509_get0_pubkey(x), pub) == 0)
+        return NVM_OK;
+    if (c->libctx != NULL) {
+        /* decoded in a verification context: the default context decides */
+        nvm_certs *one = NULL;
+        uint8_t *der = NULL;
+        size_t len = 0;
+        bool ok = nvm_certs_der(c, i, &der, &len) == NVM_OK && nvm_certs_new(&one) == NVM_OK &&
+                  nvm_certs_add_der(one, der, len, NULL) == NVM_OK &&
+                  raw_pub(X509_get0_pubkey(cert_at(one, 0)), pub) == 0;
+        free(der);
+        nvm_certs_free(one);
+        if (ok)
+            return NVM_OK;
     }
-    return NVM_OK;
+    set_why(why, "the certificate's key is not Ed25519");
+    return NVM_E_TRUST;
 }
 
 void nvm_certs_free(nvm_certs *c)
@@ -572,12 +830,12 @@ static const char *serial_norm(const char *s, char *buf, size_t buflen)
     return buf;
 }
 
-nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
-                            const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
-                            const char *const *revoked_serials, size_t nrevoked, size_t *path_len,
-                            char *why)
+/* nvm_chain_verify in the library context the certificates were decoded in. */
+static nvm_status chain_verify(const nvm_certs *chain, const nvm_certs *roots,
+                               const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
+                               const char *const *revoked_serials, size_t nrevoked,
+                               size_t *path_len, char *why)
 {
-    crypto_init();
     nvm_status st = NVM_E_TRUST;
     X509_STORE *store = NULL;
     X509_STORE_CTX *ctx = NULL;
@@ -607,7 +865,7 @@ nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
 
     store = X509_STORE_new();
     untrusted = sk_X509_new_null();
-    ctx = X509_STORE_CTX_new();
+    ctx = X509_STORE_CTX_new_ex(chain->libctx, NULL);
     if (store == NULL || untrusted == NULL || ctx == NULL) {
         set_why(why, "out of memory");
         st = NVM_E_INTERNAL;
@@ -677,7 +935,7 @@ nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
         }
     }
     /* revoked serials anywhere in the verified path */
-    for (int d = 0; d < n; d++) {
+    for (int d = 0; nrevoked > 0 && d < n; d++) {
         X509 *x = sk_X509_value(path, d);
         char ser[256], a[256], b[256];
         serial_hex(x, ser, sizeof ser);
@@ -700,6 +958,61 @@ fail:
     sk_X509_free(untrusted); /* references are borrowed from `chain` */
     X509_STORE_free(store);
     ERR_clear_error();
+    return st;
+}
+
+/* The same certificates decoded again in the default library context (into *out). */
+static nvm_status certs_in_default(const nvm_certs *in, nvm_certs **out)
+{
+    *out = NULL;
+    nvm_status st = nvm_certs_new(out);
+    for (size_t i = 0; st == NVM_OK && i < nvm_certs_count(in); i++) {
+        uint8_t *der = NULL;
+        size_t len = 0;
+        st = nvm_certs_der(in, i, &der, &len);
+        if (st == NVM_OK)
+            st = nvm_certs_add_der(*out, der, len, NULL);
+        free(der);
+    }
+    if (st != NVM_OK) {
+        nvm_certs_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
+                            const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
+                            const char *const *revoked_serials, size_t nrevoked, size_t *path_len,
+                            char *why)
+{
+    crypto_init();
+    OSSL_LIB_CTX *cl = chain != NULL ? chain->libctx : NULL;
+    OSSL_LIB_CTX *rl = roots != NULL ? roots->libctx : NULL;
+    if (cl == NULL && rl == NULL) {
+        digests_init();
+        return chain_verify(chain, roots, signing_pub, now, revoked_serials, nrevoked, path_len,
+                            why);
+    }
+    if (cl == rl && chain_verify(chain, roots, signing_pub, now, revoked_serials, nrevoked,
+                                 path_len, NULL) == NVM_OK)
+        return NVM_OK;
+    /* a failure in a verification context (or mixed contexts): the default context decides */
+    digests_init();
+    nvm_certs *c2 = NULL, *r2 = NULL;
+    nvm_status st = certs_in_default(chain, &c2);
+    if (st == NVM_OK)
+        st = certs_in_default(roots, &r2);
+    if (st == NVM_OK) {
+        if (why != NULL)
+            why[0] = '\0';
+        st = chain_verify(c2, r2, signing_pub, now, revoked_serials, nrevoked, path_len, why);
+    } else {
+        set_why(why, "cannot decode the certificates again");
+        st = NVM_E_INTERNAL;
+    }
+    nvm_certs_free(c2);
+    nvm_certs_free(r2);
     return st;
 }
 

@@ -15,8 +15,18 @@
 #define NVM_SHA256_LEN 32
 #define NVM_WHY_MAX 256
 
-typedef struct nvm_key nvm_key;     /* an Ed25519 private key */
-typedef struct nvm_certs nvm_certs; /* an ordered list of X.509 certificates */
+typedef struct nvm_key nvm_key;       /* an Ed25519 private key */
+typedef struct nvm_certs nvm_certs;   /* an ordered list of X.509 certificates */
+typedef struct nvm_crypto nvm_crypto; /* a verification context (below) */
+
+/* A verification context: a private OpenSSL library context offering only the algorithms that
+ * verifying Ed25519 signatures and certificate chains uses, the default provider's own
+ * implementations. Work done in it gives the same results as in OpenSSL's default library
+ * context (every failure there is decided again in the default context), without building the
+ * methods of every other algorithm first. NULL when it cannot be made (callers then pass NULL:
+ * the default context). It must outlive the certificate lists made in it. */
+nvm_crypto *nvm_crypto_new(void);
+void nvm_crypto_free(nvm_crypto *cx);
 
 /* SHA-256 of one buffer, and of a domain-separation label followed by a buffer. */
 void nvm_sha256(const void *data, size_t len, uint8_t out[NVM_SHA256_LEN]);
@@ -43,9 +53,15 @@ nvm_status nvm_ed25519_sign(const nvm_key *k, const uint8_t *msg, size_t len,
 /* NVM_OK when valid; NVM_E_TRUST when not. */
 nvm_status nvm_ed25519_verify(const uint8_t pub[NVM_ED25519_PUB_LEN], const uint8_t *msg,
                               size_t len, const uint8_t sig[NVM_ED25519_SIG_LEN], char *why);
+/* The same, in the verification context cx (NULL: the default context). */
+nvm_status nvm_ed25519_verify_in(const nvm_crypto *cx, const uint8_t pub[NVM_ED25519_PUB_LEN],
+                                 const uint8_t *msg, size_t len,
+                                 const uint8_t sig[NVM_ED25519_SIG_LEN], char *why);
 
-/* Certificates. */
+/* Certificates. A list decodes its certificates in the verification context it was made in
+ * (nvm_certs_new: the default context). */
 nvm_status nvm_certs_new(nvm_certs **out);
+nvm_status nvm_certs_new_in(const nvm_crypto *cx, nvm_certs **out);
 /* Append every certificate of a PEM file (in file order). */
 nvm_status nvm_certs_add_pem_file(nvm_certs *c, const char *path, char *why);
 /* Append one DER certificate. */

@@ -124,6 +124,7 @@ void nvm_policy_free(nvm_policy *p)
     free(p->dir);
     if (p->roots != NULL)
         nvm_certs_free(p->roots);
+    nvm_crypto_free(p->crypto); /* after every certificate decoded in it */
     free(p->pinned);
     free_strv(p->revoked_keys, p->nrevoked_keys);
     free_strv(p->revoked_serials, p->nrevoked_serials);
@@ -620,7 +621,9 @@ static nvm_status load_paths(loader *ld, json_t *v, const char *key, bool pinned
         if (p->roots != NULL)
             nvm_certs_free(p->roots);
         p->roots = NULL;
-        if (nvm_certs_new(&p->roots) != NVM_OK)
+        if (n > 0 && p->crypto == NULL)
+            p->crypto = nvm_crypto_new(); /* NULL: the default context */
+        if (nvm_certs_new_in(p->crypto, &p->roots) != NVM_OK)
             return oom(ld);
     }
     for (size_t i = 0; i < n; i++) {

@@ -46,9 +46,11 @@ typedef struct nvm_level_policy {
 } nvm_level_policy;
 
 typedef struct nvm_policy {
-    char *path;       /* file it came from, NULL for the built-in default */
-    char *dir;        /* base for relative paths */
-    nvm_certs *roots; /* trust_roots */
+    char *path;         /* file it came from, NULL for the built-in default */
+    char *dir;          /* base for relative paths */
+    nvm_certs *roots;   /* trust_roots, decoded in `crypto` */
+    nvm_crypto *crypto; /* verification context (NULL: OpenSSL's default context); made when
+                           the policy has trust roots, freed after them */
     uint8_t (*pinned)[NVM_ED25519_PUB_LEN];
     size_t npinned;
     char **revoked_keys; /* SHA-256 of raw public keys, lower-case hex */

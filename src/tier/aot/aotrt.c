@@ -42,9 +42,8 @@ struct nvm_aot_lib {
 };
 
 static const nvm_aot_rt rt_table = {
-    nvm_rt_fast,        nvm_rt_truthy,     nvm_rt_gas,   nvm_rt_deopt,
-    nvm_rt_interp_call, nvm_rt_call_space, nvm_rt_catch, nvm_rt_drop_handlers,
-    nvm_rt_prefill,
+    nvm_rt_fast,       nvm_rt_truthy, nvm_rt_gas,           nvm_rt_deopt,   nvm_rt_interp_call,
+    nvm_rt_call_space, nvm_rt_catch,  nvm_rt_drop_handlers, nvm_rt_prefill,
 };
 
 #if defined(__GNUC__)
@@ -60,6 +59,14 @@ why_set(char *why, size_t n, const char *fmt, ...)
     vsnprintf(why, n, fmt, ap);
     va_end(ap);
 }
+
+/* Kept out of line: the large path buffers of the compile path (and of the key) then take stack
+ * only while they are in use, not in every lookup's frame. */
+#if defined(__GNUC__)
+#define AOT_NOINLINE __attribute__((noinline))
+#else
+#define AOT_NOINLINE
+#endif
 
 /* ---- the cache directory ---- */
 static int mkdirs(char *path)
@@ -99,12 +106,15 @@ static bool cache_dir(char *out, size_t n, bool create, char *why, size_t whylen
         why_set(why, whylen, "cache directory path too long");
         return false;
     }
-    if (create && mkdirs(out) != 0) {
+    /* an existing directory needs no mkdir of every component (all of them would fail with
+     * EEXIST) */
+    struct stat st;
+    bool exists = create && lstat(out, &st) == 0;
+    if (create && !exists && mkdirs(out) != 0) {
         why_set(why, whylen, "cannot create the cache directory %s: %s", out, strerror(errno));
         return false;
     }
-    struct stat st;
-    if (lstat(out, &st) != 0) {
+    if (!exists && lstat(out, &st) != 0) {
         why_set(why, whylen, "cache directory %s: %s", out, strerror(errno));
         return false;
     }
@@ -134,6 +144,25 @@ typedef struct ccinfo {
     struct stat st;
 } ccinfo;
 
+/* realpath(path, out) (out: PATH_MAX bytes) for a file that exists: the name the kernel resolved
+ * an opened descriptor to, one lookup instead of a readlink per path component; realpath itself
+ * when /proc is not there. */
+static char *resolved_path(const char *path, char *out)
+{
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd >= 0) {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, out, PATH_MAX - 1);
+        close(fd);
+        if (k > 0 && k < PATH_MAX - 1 && out[0] == '/') {
+            out[k] = '\0';
+            return out;
+        }
+    }
+    return realpath(path, out);
+}
+
 static bool find_exec(const char *name, char *out, size_t n, struct stat *st)
 {
     char buf[PATH_MAX];
@@ -153,8 +182,9 @@ static bool find_exec(const char *name, char *out, size_t n, struct stat *st)
             memcpy(buf, path, l);
             buf[l] = '/';
             strcpy(buf + l + 1, name);
+            /* stat follows symbolic links: *st already describes the file `out` names */
             if (stat(buf, st) == 0 && S_ISREG(st->st_mode) && access(buf, X_OK) == 0 &&
-                realpath(buf, out) != NULL && stat(out, st) == 0) {
+                resolved_path(buf, out) != NULL) {
                 (void)n;
                 return true;
             }
@@ -203,7 +233,8 @@ static const char *opt_flag(void)
 }
 
 /* ---- keys and hashes ---- */
-static bool cache_key(const nvm_module *m, const ccinfo *cc, char key[2 * NVM_SHA256_LEN + 1])
+AOT_NOINLINE static bool cache_key(const nvm_module *m, const ccinfo *cc, const char *fp,
+                                   char key[2 * NVM_SHA256_LEN + 1])
 {
     uint8_t *bc = NULL;
     size_t bclen = 0;
@@ -211,8 +242,6 @@ static bool cache_key(const nvm_module *m, const ccinfo *cc, char key[2 * NVM_SH
     memset(&e, 0, sizeof e);
     if (nvm_module_to_bytecode(m, &bc, &bclen, &e) != NVM_OK)
         return false;
-    char fp[NVM_AOT_FP_LEN + 1];
-    nvm_aot_fingerprint(fp);
     /* the running executable stands for the generator's identity: a rebuilt nanovm never
      * reuses objects an older generator produced */
     struct stat self;
@@ -239,13 +268,12 @@ static bool cache_key(const nvm_module *m, const ccinfo *cc, char key[2 * NVM_SH
     return true;
 }
 
-/* SHA-256 (hex) of everything readable from fd. */
-static bool hash_fd(int fd, char hex[2 * NVM_SHA256_LEN + 1])
+/* SHA-256 (hex) of the `size` bytes of the file open on fd. */
+static bool hash_fd_size(int fd, off_t size, char hex[2 * NVM_SHA256_LEN + 1])
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size <= 0 || st.st_size > (off_t)(512u << 20))
+    if (size <= 0 || size > (off_t)(512u << 20))
         return false;
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)size;
     void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED)
         return false;
@@ -254,6 +282,13 @@ static bool hash_fd(int fd, char hex[2 * NVM_SHA256_LEN + 1])
     munmap(p, n);
     nvm_hex(h, sizeof h, hex);
     return true;
+}
+
+/* SHA-256 (hex) of everything readable from fd. */
+static bool hash_fd(int fd, char hex[2 * NVM_SHA256_LEN + 1])
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && hash_fd_size(fd, st.st_size, hex);
 }
 
 static bool write_all(int fd, const void *p, size_t n)
@@ -273,8 +308,8 @@ static bool write_all(int fd, const void *p, size_t n)
 
 /* ---- loading ---- */
 /* Opens dir/key.so after checking it against dir/key.sha256. */
-static nvm_aot_lib *load_entry(const char *dir, const char *key, const nvm_module *m, char *why,
-                               size_t whylen)
+static nvm_aot_lib *load_entry(const char *dir, const char *key, const char *fp,
+                               const nvm_module *m, char *why, size_t whylen)
 {
     char path[PATH_MAX], hpath[PATH_MAX], want[2 * NVM_SHA256_LEN + 2], got[2 * NVM_SHA256_LEN + 1];
     snprintf(path, sizeof path, "%s/%s.so", dir, key);
@@ -303,7 +338,7 @@ static nvm_aot_lib *load_entry(const char *dir, const char *key, const nvm_modul
         why_set(why, whylen, "cache entry %s: not a private regular file", key);
         return NULL;
     }
-    if (!hash_fd(fd, got) || strcmp(got, want) != 0) {
+    if (!hash_fd_size(fd, st.st_size, got) || strcmp(got, want) != 0) {
         close(fd);
         why_set(why, whylen, "cache entry %s: hash mismatch (tampered or stale)", key);
         return NULL;
@@ -321,8 +356,6 @@ static nvm_aot_lib *load_entry(const char *dir, const char *key, const nvm_modul
     if (sym != NULL)
         memcpy(&describe, &sym, sizeof describe);
     const nvm_aot_desc *d = describe != NULL ? describe() : NULL;
-    char fp[NVM_AOT_FP_LEN + 1];
-    nvm_aot_fingerprint(fp);
     if (d == NULL || d->abi != NVM_AOT_ABI || d->fingerprint == NULL ||
         strcmp(d->fingerprint, fp) != 0 || d->nfuncs != m->nfuncs || d->fns == NULL) {
         dlclose(dl);
@@ -389,8 +422,8 @@ static bool run_cc(const ccinfo *cc, const char *src, const char *out, char *why
 }
 
 /* Generates, compiles and stores m as dir/key.{so,sha256}. */
-static bool compile_entry(const nvm_module *m, const ccinfo *cc, const char *dir, const char *key,
-                          char *why, size_t whylen)
+AOT_NOINLINE static bool compile_entry(const nvm_module *m, const ccinfo *cc, const char *dir,
+                                       const char *key, char *why, size_t whylen)
 {
     char *c = NULL;
     size_t clen = 0;
@@ -400,6 +433,11 @@ static bool compile_entry(const nvm_module *m, const ccinfo *cc, const char *dir
     bool ok = false;
     int fd = -1;
     src[0] = tmp[0] = htmp[0] = '\0';
+    /* a refused entry is replaced */
+    snprintf(fin, sizeof fin, "%s/%s.so", dir, key);
+    unlink(fin);
+    snprintf(hfin, sizeof hfin, "%s/%s.sha256", dir, key);
+    unlink(hfin);
     if (nvm_aot_emit(m, &c, &clen, &e) != NVM_OK) {
         why_set(why, whylen, "generating C: %s", e.message);
         return false;
@@ -465,28 +503,24 @@ nvm_status nvm_aot_get(const nvm_module *m, bool compile, nvm_aot_lib **out, cha
     }
     if (!cache_dir(dir, sizeof dir, true, why, whylen))
         return NVM_E_USAGE;
-    if (!cache_key(m, &cc, key)) {
+    char fp[NVM_AOT_FP_LEN + 1];
+    nvm_aot_fingerprint(fp);
+    if (!cache_key(m, &cc, fp, key)) {
         why_set(why, whylen, "cannot compute the cache key");
         return NVM_E_USAGE;
     }
     char lwhy[512];
     lwhy[0] = '\0';
-    *out = load_entry(dir, key, m, lwhy, sizeof lwhy);
+    *out = load_entry(dir, key, fp, m, lwhy, sizeof lwhy);
     if (*out != NULL)
         return NVM_OK;
     if (!compile) {
         why_set(why, whylen, "%s", lwhy);
         return NVM_E_USAGE;
     }
-    /* a refused entry is replaced */
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s.so", dir, key);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/%s.sha256", dir, key);
-    unlink(p);
     if (!compile_entry(m, &cc, dir, key, why, whylen))
         return NVM_E_USAGE;
-    *out = load_entry(dir, key, m, why, whylen);
+    *out = load_entry(dir, key, fp, m, why, whylen);
     return *out != NULL ? NVM_OK : NVM_E_USAGE;
 }
 
