@@ -225,6 +225,23 @@ sign("app.cap", "rawstranger.cap", "stranger")
 expect("valid chain: trusted", 0, "trust level:  trusted", "verify", "--policy", "p.json",
        "good.cap")
 expect("valid chain: runs", 0, "hi", "run", "--policy", "p.json", "good.cap")
+# CAs with RSA and ECDSA keys (the signer's own key is always Ed25519): an RSA root signs a P-256
+# intermediate with RSA-SHA256, which signs the leaf with ECDSA-SHA256
+sh("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+   "rsaroot.key")
+sh("openssl", "req", "-x509", "-new", "-key", "rsaroot.key", "-subj", "/CN=RSA Root", "-days",
+   "30", "-config", "openssl.cnf", "-extensions", "v3_ca", "-out", "rsaroot.pem")
+sh("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+   "ecinter.key")
+issue("ecinter", "rsaroot", "v3_ca", "0x1005", "/CN=ECDSA Intermediate", keyname="ecinter")
+issue("ecleaf", "ecinter", "v3_leaf", "0x2006", "/CN=Under ECDSA CA")
+sign("app.cap", "rsaec.cap", "ecleaf", "ecleaf", "ecinter.pem")
+write("rsa.json", json.dumps({"trust_roots": ["rsaroot.pem"]}))
+expect("RSA root, ECDSA intermediate: trusted", 0, "trust level:  trusted", "verify", "--policy",
+       "rsa.json", "rsaec.cap")
+expect("RSA root, ECDSA intermediate: runs", 0, "hi", "run", "--policy", "rsa.json", "rsaec.cap")
+expect("RSA root, other policy's root: not trusted", 0, "chain not accepted", "verify",
+       "--policy", "p.json", "rsaec.cap")
 expect("valid chain: json", 0, '"trust_level": "trusted"', "verify", "--json", "--policy",
        "p.json", "good.cap")
 
