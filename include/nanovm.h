@@ -133,6 +133,10 @@ typedef struct nvm_config {
     /* Native code shared by the runs of this configuration (the JIT tier): modules are compiled
      * once per cache, keyed by their bytecode. NULL: each run compiles for itself. */
     struct nvm_code_cache *code_cache;
+    /* No gas metering in native code where a tier can leave it out (the AOT tier compiles a
+     * variant without gas checks): honoured only when gas is unlimited and `interrupt` is NULL;
+     * gas used is then not counted (a trusted capsule whose policy turns metering off). */
+    bool unmetered;
 } nvm_config;
 
 /* Fills *cfg with the documented defaults. */
@@ -325,6 +329,11 @@ void nvm_code_cache_stats(const nvm_code_cache *c, nvm_code_stats *out);
  * NVM_OK *out_text (may be NULL; nvm_free_text) says what was done. */
 nvm_status nvm_aot_compile(const nvm_module *m, const char *emit_c_path, char **out_text,
                            nvm_error *err);
+/* The same with options: NVM_AOT_UNMETERED, the variant without gas metering that runs whose
+ * configuration is `unmetered` use (a separate cache entry). */
+#define NVM_AOT_UNMETERED 1u
+nvm_status nvm_aot_compile_ex(const nvm_module *m, unsigned flags, const char *emit_c_path,
+                              char **out_text, nvm_error *err);
 nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err);
 nvm_status nvm_aot_cache_clear(uint64_t *removed, nvm_error *err);
 nvm_status nvm_execute(const nvm_config *cfg, const nvm_module *m, nvm_host *h, nvm_tier tier,

@@ -66,7 +66,9 @@ static nvm_status run_on(nvm_vm *vm, const nvm_config *cfg, const nvm_module *m,
     if (tier == NVM_TIER_AOT) {
         nvm_aot_lib *lib = NULL;
         char why[512];
-        if (nvm_aot_get(m, true, &lib, why, sizeof why) == NVM_OK) {
+        unsigned flags =
+            cfg->unmetered && cfg->gas < 0 && cfg->interrupt == NULL ? NVM_AOT_UNMETERED : 0;
+        if (nvm_aot_get(m, flags, true, &lib, why, sizeof why) == NVM_OK) {
             nvm_status st = nvm_aot_run(vm, lib);
             nvm_aot_lib_free(lib);
             return st;

@@ -501,7 +501,7 @@ nvm_status nvm_trust_aot(nvm_trust *t, const char *emit_c_path, char **out_text,
     if (st == NVM_OK)
         st = nvm_module_set_entry(m, t->man.entry, &e);
     if (st == NVM_OK)
-        st = nvm_aot_compile(m, emit_c_path, out_text, &e);
+        st = nvm_aot_compile_ex(m, d->unmetered ? NVM_AOT_UNMETERED : 0, emit_c_path, out_text, &e);
     nvm_module_free(m);
     if (st != NVM_OK) {
         say_err(&dg, t->file, &e);
@@ -540,6 +540,8 @@ nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *er
     trust_pick_tier(t, o, &tier, &dg);
     nvm_config cfg;
     apply_limits(&d->limits, o->cfg, &cfg);
+    /* metering stays on when the command line asks for a gas limit or the gas used */
+    cfg.unmetered = d->unmetered && cfg.gas < 0 && o->gas_used == NULL;
     st = nvm_module_from_bytecode(&cfg, t->cap.bytecode.p, t->cap.bytecode.len, file, &m, &e);
     if (st == NVM_OK)
         st = nvm_module_set_entry(m, t->man.entry, &e);
@@ -560,6 +562,16 @@ nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *er
     const char *tf[] = {
         "capsule", d->capsule_digest, "signer", d->signer_key, "level", nvm_level_name(d->level),
         "tier",    d->tier,           iso,      yes,           NULL};
+    const char *xf[4] = {NULL, NULL, NULL, NULL}; /* optional fields, packed */
+    size_t nxf = 0;
+    if (t->isolate) {
+        xf[nxf++] = "isolated";
+        xf[nxf++] = "true";
+    }
+    if (cfg.unmetered) {
+        xf[nxf++] = "gas_metering";
+        xf[nxf++] = "off";
+    }
     const char *sf[] = {"capsule", d->capsule_digest,
                         "signer",  d->signer_key,
                         "level",   nvm_level_name(d->level),
@@ -568,7 +580,8 @@ nvm_status nvm_trust_run(nvm_trust *t, const nvm_run_options *opt, nvm_error *er
                         "gas",     gas,
                         "memory",  mem,
                         "stack",   stk,
-                        iso,       yes,
+                        xf[0],     xf[1],
+                        xf[2],     xf[3],
                         NULL};
     if ((st = audit(t, &dg, "tier", tf)) != NVM_OK)
         goto done;

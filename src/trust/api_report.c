@@ -64,6 +64,8 @@ static void verify_text(const nvm_trust *t, nvm_tb *b)
         nvm_api_limit_text(b, "stack", d->limits.stack);
         nvm_api_limit_text(b, "wall_ms", d->limits.wall_ms);
         nvm_tb_puts(b, "\n");
+        if (d->unmetered)
+            nvm_tb_puts(b, "gas metering: off (the policy's trusted level)\n");
     }
 }
 
@@ -101,6 +103,8 @@ static void verify_json(const nvm_trust *t, nvm_tb *b)
     char *s = NULL;
     if (o != NULL && t->isolate)
         json_object_set_new(o, "isolated", json_true());
+    if (o != NULL && d->may_run)
+        json_object_set_new(o, "gas_metering", json_boolean(!d->unmetered));
     if (o != NULL)
         s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (s != NULL)

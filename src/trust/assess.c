@@ -353,6 +353,8 @@ nvm_status nvm_assess(const nvm_capsule *c, const nvm_manifest *m, const nvm_pol
         d->limits.memory = lmin(m->limits.memory, pl->memory);
         d->limits.stack = lmin(m->limits.stack, pl->stack);
         d->limits.wall_ms = lmin(m->limits.wall_ms, pl->wall_ms);
+        d->unmetered = d->level == NVM_LEVEL_TRUSTED && p->levels[d->level].unmetered &&
+                       d->limits.gas < 0 && d->limits.wall_ms < 0;
     }
     return NVM_OK;
 }

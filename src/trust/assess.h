@@ -28,6 +28,8 @@ typedef struct nvm_decision {
     size_t nreasons;
     char tier[16];     /* the tier this level runs on */
     nvm_limits limits; /* effective limits: min(manifest, level policy) */
+    bool unmetered;    /* no gas metering: trusted, the policy's gas_metering false, and neither
+                          a gas nor a wall_ms limit in effect */
 } nvm_decision;
 
 /* Assess signature, chain, pins, revocation, rollback (reads, never writes, the state), level

@@ -561,13 +561,29 @@ static nvm_status load_level(loader *ld, const char *lname, json_t *v, nvm_level
                             "wasm",
                             lname);
             snprintf(lp->tier, sizeof lp->tier, "%s", t);
+        } else if (strcmp(k, "gas_metering") == 0) {
+            if (!json_is_boolean(e))
+                return lerr(ld, "key \"levels.%s.gas_metering\": expected true or false", lname);
+            lp->unmetered = !json_is_true(e);
         } else {
             return lerr(ld,
                         "unknown key \"levels.%s.%s\" (expected capabilities, deny, limits, "
-                        "tier)",
+                        "tier, gas_metering)",
                         lname, k);
         }
     }
+    /* without metering nothing counts instructions: no gas limit, and no wall-time limit
+     * (enforced through the same countdown inside generated code) */
+    if (lp->unmetered && strcmp(lname, "trusted") != 0)
+        return lerr(ld,
+                    "key \"levels.%s.gas_metering\": metering can be turned off only for the "
+                    "trusted level",
+                    lname);
+    if (lp->unmetered && (lp->limits.gas >= 0 || lp->limits.wall_ms >= 0))
+        return lerr(ld,
+                    "key \"levels.%s.gas_metering\": false needs a level without gas and "
+                    "wall_ms limits",
+                    lname);
     return NVM_OK;
 }
 

@@ -43,6 +43,7 @@ typedef struct nvm_level_policy {
     nvm_limits limits;    /* -1 fields: the VM defaults */
     nvm_host_limits host; /* -1 fields: unlimited */
     char tier[16];        /* "auto", "interp", ... */
+    bool unmetered;       /* "gas_metering": false (trusted only, without gas and wall_ms limits) */
 } nvm_level_policy;
 
 typedef struct nvm_policy {

@@ -260,6 +260,31 @@ if "aot" in nvm("verify", "--policy", "aot.json", "good.cap")[1]:
            "self.cap")
     expect("aot: --policy on a bare program", 2, "applies to capsules", "aot", "--policy",
            "aot.json", "hi.casm")
+    # gas metering turned off for the trusted level
+    policy("um.json", audit_log="um.log", levels={"trusted": {"gas_metering": False}})
+    expect("unmetered: verify says so", 0, "gas metering: off", "verify", "--policy", "um.json",
+           "good.cap")
+    expect("unmetered: verify --json", 0, '"gas_metering": false', "verify", "--json",
+           "--policy", "um.json", "good.cap")
+    expect("metered by default: verify --json", 0, '"gas_metering": true', "verify", "--json",
+           "--policy", "aot.json", "good.cap")
+    expect("unmetered: C without gas checks", 0, "wrote", "aot", "--policy", "um.json",
+           "--emit-c", "um.c", "good.cap")
+    with open(os.path.join(W, "um.c"), encoding="utf-8") as f:
+        uc = f.read()
+    check("unmetered: the C says so and counts nothing",
+          "gas not metered" in uc.splitlines()[0] and "gas -=" not in uc, uc.splitlines()[0])
+    expect("unmetered: runs", 0, "hi", "run", "--policy", "um.json", "good.cap")
+    with open(os.path.join(W, "um.log"), encoding="utf-8") as f:
+        starts = [json.loads(line) for line in f if '"run.start"' in line]
+    check("unmetered: run.start audited with gas_metering off",
+          len(starts) == 1 and starts[0].get("gas_metering") == "off", str(starts))
+    pack("spin.cap", manifest("spin"), prog="spin.casm")
+    sign("spin.cap", "spinsigned.cap", "leaf", "leaf", "inter.pem")
+    expect("unmetered: a gas limit on the command line meters again", 5, "gas exhausted",
+           "run", "--policy", "um.json", "--gas", "1000", "spinsigned.cap")
+    expect("unmetered: --gas-report meters again", 0, "gas used: ", "run", "--policy",
+           "um.json", "--gas-report", "good.cap")
 expect("expired leaf: restricted", 0, "certificate has expired", "verify", "--policy", "p.json",
        "expired.cap")
 expect("expired leaf: below verified", 4, "certificate has expired", "run", "--policy",
@@ -422,6 +447,19 @@ write("badmin.json", '{"min_level": "rejected"}')
 expect("policy bad min_level", 3, "min_level", "policy", "check", "badmin.json")
 write("badjson.json", '{"min_level": ')
 expect("policy not JSON", 3, "line 1", "policy", "check", "badjson.json")
+write("umverified.json", '{"levels": {"verified": {"gas_metering": false}}}')
+expect("policy: gas_metering off below trusted", 3, "only for the trusted level", "policy",
+       "check", "umverified.json")
+write("umgas.json", '{"levels": {"trusted": {"gas_metering": false, "limits": {"gas": 5}}}}')
+expect("policy: gas_metering off with a gas limit", 3, "without gas and wall_ms limits",
+       "policy", "check", "umgas.json")
+write("umwall.json",
+      '{"levels": {"trusted": {"limits": {"wall_ms": 50}, "gas_metering": false}}}')
+expect("policy: gas_metering off with wall_ms", 3, "without gas and wall_ms limits", "policy",
+       "check", "umwall.json")
+write("umtype.json", '{"levels": {"trusted": {"gas_metering": "no"}}}')
+expect("policy: gas_metering not a bool", 3, "expected true or false", "policy", "check",
+       "umtype.json")
 expect("policy missing root file", 3, "trust_roots[0]", "policy", "check",
        policy("missing.json", trust_roots=["nope.pem"]))
 

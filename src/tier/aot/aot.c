@@ -248,6 +248,7 @@ typedef struct gen {
     const uint8_t *pok;   /* function -> has a frameless version */
     tmask *const *pspec;  /* function -> the argument types its frameless version assumes */
     const int8_t *prt;    /* function -> the type its frameless version returns, -1: any */
+    bool metered;         /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
 } gen;
 
 typedef struct nm {
@@ -715,13 +716,12 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H)
         put(b, "    if (U(r_.g < 0)) return r_;\n");
     else
         put(b, "    if (L(r_.g >= 0)) {\n");
+    if (g->metered)
+        put(b, "    gas = r_.g%s;\n", g->prt[ci] < 0 ? " & GMASK" : "");
     if (g->prt[ci] < 0)
-        put(b,
-            "    gas = r_.g & GMASK; pI%" PRIu32 " = r_.v; pT%" PRIu32
-            " = (uint32_t)(r_.g >> 56);\n",
-            lo, lo);
+        put(b, "    pI%" PRIu32 " = r_.v; pT%" PRIu32 " = (uint32_t)(r_.g >> 56);\n", lo, lo);
     else
-        put(b, "    gas = r_.g; pI%" PRIu32 " = r_.v; pT%" PRIu32 " = %d;\n", lo, lo, g->prt[ci]);
+        put(b, "    pI%" PRIu32 " = r_.v; pT%" PRIu32 " = %d;\n", lo, lo, g->prt[ci]);
     if (g->pure)
         put(b, "    } else return PBAIL;\n");
     else
@@ -761,7 +761,9 @@ static void emit_version(gen *g)
             g->dirty[v] = true;
         }
         put(b, "%c%" PRIu32 ":\n", g->pre, s);
-        if (g->pure) {
+        if (!g->metered) {
+            /* no gas code */
+        } else if (g->pure) {
             put(b,
                 "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
                 "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
@@ -1065,12 +1067,13 @@ static void emit_version(gen *g)
             case NVM_OP_RET: {
                 if (g->pure) {
                     int t = g->prt[g->fi];
+                    const char *gx = g->metered ? "gas" : "0";
                     if (t < 0) {
-                        put(b, "    return (PR){%s, gas | ((int64_t)%s << 56)};\n",
-                            payload(g, H - 1).s, tagx(g, H - 1).s);
+                        put(b, "    return (PR){%s, %s | ((int64_t)%s << 56)};\n",
+                            payload(g, H - 1).s, gx, tagx(g, H - 1).s);
                     } else {
                         put(b, "    if (U(!%s)) return PBAIL;\n", is(g, H - 1, t).s);
-                        put(b, "    return (PR){%s, gas};\n", payload(g, H - 1).s);
+                        put(b, "    return (PR){%s, %s};\n", payload(g, H - 1).s, gx);
                     }
                     break;
                 }
@@ -1356,6 +1359,12 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
 
 nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error *err)
 {
+    return nvm_aot_emit_flags(m, 0, out, len, err);
+}
+
+nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, size_t *len,
+                              nvm_error *err)
+{
     *out = NULL;
     *len = 0;
     if (m == NULL || !m->verified)
@@ -1367,8 +1376,8 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
     uint64_t total = 0;
     for (uint32_t f = 0; f < m->nfuncs; f++)
         total += m->funcs[f].ninsn;
-    put(&b, "/* NanoVM AOT: %" PRIu32 " functions, %" PRIu64 " instructions (generated) */\n",
-        m->nfuncs, total);
+    put(&b, "/* NanoVM AOT: %" PRIu32 " functions, %" PRIu64 " instructions%s (generated) */\n",
+        m->nfuncs, total, (flags & NVM_AOT_UNMETERED) ? ", gas not metered" : "");
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
         put(&b, "#define %s %zu\n", layouts[i].name, layouts[i].value);
     for (size_t i = 0; i < sizeof prelude / sizeof prelude[0]; i++)
@@ -1391,6 +1400,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         pg.m = m;
         pg.pspec = pspec;
         pg.prt = prt;
+        pg.metered = !(flags & NVM_AOT_UNMETERED);
         put(&b, "static PR p%" PRIu32 "(", f);
         pure_params(&pg, f);
         put(&b, ");\n");
@@ -1435,6 +1445,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error 
         g.pok = pok;
         g.pspec = pspec;
         g.prt = prt;
+        g.metered = !(flags & NVM_AOT_UNMETERED);
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
             site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;

@@ -60,15 +60,20 @@ void nvm_aot_fingerprint(char out[NVM_AOT_FP_LEN + 1]);
 /* Translates the verified module m to C; *out (NUL-terminated, *len bytes) is the caller's
  * (free). */
 nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error *err);
+/* The same with options: NVM_AOT_UNMETERED (nanovm.h) leaves out every gas check (the interrupt
+ * hook then never runs inside generated code). */
+nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, size_t *len,
+                              nvm_error *err);
 
 /* ---- the cache and the run driver (aotrt.c) ---- */
 typedef struct nvm_aot_lib nvm_aot_lib;
 
-/* Finds m in the cache (checking the entry's recorded hash before dlopen) or compiles it
- * (compile: allowed to run the compiler). NVM_OK: *out is ready to run. Otherwise *out is NULL
- * and `why` says why the tier cannot be used (the caller falls back). */
-nvm_status nvm_aot_get(const nvm_module *m, bool compile, nvm_aot_lib **out, char *why,
-                       size_t whylen);
+/* Finds m (compiled with the NVM_AOT_* flags) in the cache (checking the entry's recorded hash
+ * before dlopen) or compiles it (compile: allowed to run the compiler). NVM_OK: *out is ready to
+ * run. Otherwise *out is NULL and `why` says why the tier cannot be used (the caller falls back).
+ */
+nvm_status nvm_aot_get(const nvm_module *m, unsigned flags, bool compile, nvm_aot_lib **out,
+                       char *why, size_t whylen);
 void nvm_aot_lib_free(nvm_aot_lib *lib);
 /* Runs vm's loaded module (the module lib was built from) on lib. */
 nvm_status nvm_aot_run(nvm_vm *vm, const nvm_aot_lib *lib);

@@ -233,8 +233,8 @@ static const char *opt_flag(void)
 }
 
 /* ---- keys and hashes ---- */
-AOT_NOINLINE static bool cache_key(const nvm_module *m, const ccinfo *cc, const char *fp,
-                                   char key[2 * NVM_SHA256_LEN + 1])
+AOT_NOINLINE static bool cache_key(const nvm_module *m, unsigned flags, const ccinfo *cc,
+                                   const char *fp, char key[2 * NVM_SHA256_LEN + 1])
 {
     uint8_t *bc = NULL;
     size_t bclen = 0;
@@ -248,13 +248,13 @@ AOT_NOINLINE static bool cache_key(const nvm_module *m, const ccinfo *cc, const 
     if (stat("/proc/self/exe", &self) != 0)
         memset(&self, 0, sizeof self);
     char meta[PATH_MAX + 1024 + 256];
-    int ml =
-        snprintf(meta, sizeof meta,
-                 "nanovm-aot-key\n%s\n%s\n%lld %lld.%09ld\n%s\n%lld\n%lld.%09ld\n%s -fPIC "
-                 "-shared -w",
-                 NVM_VERSION_STRING, fp, (long long)self.st_size, (long long)self.st_mtim.tv_sec,
-                 (long)self.st_mtim.tv_nsec, cc->path, (long long)cc->st.st_size,
-                 (long long)cc->st.st_mtim.tv_sec, (long)cc->st.st_mtim.tv_nsec, opt_flag());
+    int ml = snprintf(meta, sizeof meta,
+                      "nanovm-aot-key\n%s\n%s\nflags %u\n%lld %lld.%09ld\n%s\n%lld\n%lld.%09ld\n%s "
+                      "-fPIC -shared -w",
+                      NVM_VERSION_STRING, fp, flags, (long long)self.st_size,
+                      (long long)self.st_mtim.tv_sec, (long)self.st_mtim.tv_nsec, cc->path,
+                      (long long)cc->st.st_size, (long long)cc->st.st_mtim.tv_sec,
+                      (long)cc->st.st_mtim.tv_nsec, opt_flag());
     for (int i = 0; i < cc->nextra && ml > 0 && (size_t)ml < sizeof meta; i++)
         ml += snprintf(meta + ml, sizeof meta - (size_t)ml, " %s", cc->argv_extra[i]);
     if (ml < 0 || (size_t)ml >= sizeof meta) {
@@ -422,8 +422,8 @@ static bool run_cc(const ccinfo *cc, const char *src, const char *out, char *why
 }
 
 /* Generates, compiles and stores m as dir/key.{so,sha256}. */
-AOT_NOINLINE static bool compile_entry(const nvm_module *m, const ccinfo *cc, const char *dir,
-                                       const char *key, char *why, size_t whylen)
+AOT_NOINLINE static bool compile_entry(const nvm_module *m, unsigned flags, const ccinfo *cc,
+                                       const char *dir, const char *key, char *why, size_t whylen)
 {
     char *c = NULL;
     size_t clen = 0;
@@ -438,7 +438,7 @@ AOT_NOINLINE static bool compile_entry(const nvm_module *m, const ccinfo *cc, co
     unlink(fin);
     snprintf(hfin, sizeof hfin, "%s/%s.sha256", dir, key);
     unlink(hfin);
-    if (nvm_aot_emit(m, &c, &clen, &e) != NVM_OK) {
+    if (nvm_aot_emit_flags(m, flags, &c, &clen, &e) != NVM_OK) {
         why_set(why, whylen, "generating C: %s", e.message);
         return false;
     }
@@ -487,8 +487,8 @@ done:
     return ok;
 }
 
-nvm_status nvm_aot_get(const nvm_module *m, bool compile, nvm_aot_lib **out, char *why,
-                       size_t whylen)
+nvm_status nvm_aot_get(const nvm_module *m, unsigned flags, bool compile, nvm_aot_lib **out,
+                       char *why, size_t whylen)
 {
     *out = NULL;
     if (m == NULL || !m->verified) {
@@ -505,7 +505,7 @@ nvm_status nvm_aot_get(const nvm_module *m, bool compile, nvm_aot_lib **out, cha
         return NVM_E_USAGE;
     char fp[NVM_AOT_FP_LEN + 1];
     nvm_aot_fingerprint(fp);
-    if (!cache_key(m, &cc, fp, key)) {
+    if (!cache_key(m, flags, &cc, fp, key)) {
         why_set(why, whylen, "cannot compute the cache key");
         return NVM_E_USAGE;
     }
@@ -518,7 +518,7 @@ nvm_status nvm_aot_get(const nvm_module *m, bool compile, nvm_aot_lib **out, cha
         why_set(why, whylen, "%s", lwhy);
         return NVM_E_USAGE;
     }
-    if (!compile_entry(m, &cc, dir, key, why, whylen))
+    if (!compile_entry(m, flags, &cc, dir, key, why, whylen))
         return NVM_E_USAGE;
     *out = load_entry(dir, key, fp, m, why, whylen);
     return *out != NULL ? NVM_OK : NVM_E_USAGE;
@@ -598,13 +598,19 @@ static char *dup_text(const char *s)
 nvm_status nvm_aot_compile(const nvm_module *m, const char *emit_c_path, char **out_text,
                            nvm_error *err)
 {
+    return nvm_aot_compile_ex(m, 0, emit_c_path, out_text, err);
+}
+
+nvm_status nvm_aot_compile_ex(const nvm_module *m, unsigned flags, const char *emit_c_path,
+                              char **out_text, nvm_error *err)
+{
     if (out_text != NULL)
         *out_text = NULL;
     char msg[PATH_MAX + 256];
     if (emit_c_path != NULL) {
         char *c = NULL;
         size_t clen = 0;
-        nvm_status st = nvm_aot_emit(m, &c, &clen, err);
+        nvm_status st = nvm_aot_emit_flags(m, flags, &c, &clen, err);
         if (st != NVM_OK)
             return st;
         FILE *f = fopen(emit_c_path, "wb");
@@ -620,7 +626,7 @@ nvm_status nvm_aot_compile(const nvm_module *m, const char *emit_c_path, char **
         clock_gettime(CLOCK_MONOTONIC, &t0);
         nvm_aot_lib *lib = NULL;
         char why[512];
-        nvm_status st = nvm_aot_get(m, true, &lib, why, sizeof why);
+        nvm_status st = nvm_aot_get(m, flags, true, &lib, why, sizeof why);
         if (st != NVM_OK)
             return nvm_error_set(err, st, NULL, 0, 0, "AOT: %s", why);
         clock_gettime(CLOCK_MONOTONIC, &t1);
