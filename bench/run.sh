@@ -20,8 +20,8 @@
 set -u
 
 PROGRAMS=${NVM_BENCH_PROGRAMS:-"fib loop sieve nbody strings qsort mandel"}
-RUN_ORDER="lua54 nanovm nanojit nanoaot nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
-TABLE_ORDER="nanovm nanojit nanoaot nanowasm lua54 luajit luajitjoff python3 node gcc"
+RUN_ORDER="lua54 nanovm nanojit nanoaot nanoaotu nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
+TABLE_ORDER="nanovm nanojit nanoaot nanoaotu nanowasm lua54 luajit luajitjoff python3 node gcc"
 PY=/usr/bin/python3
 STARTUP_RUNS=20
 
@@ -88,6 +88,7 @@ label() {
     nanovm) echo "nanovm" ;;
     nanojit) echo "nanovm jit" ;;
     nanoaot) echo "nanovm aot" ;;
+    nanoaotu) echo "nanovm aot unmetered" ;;
     nanowasm) echo "nanovm wasm" ;;
     lua54) echo "lua5.4" ;;
     luajit) echo "luajit" ;;
@@ -108,6 +109,12 @@ cmdline() {
         echo "$(q "$NANOVM") run --tier wasm $(q "$BENCH/$1.casm")" ;;
     nanoaot) have cc && "$NANOVM" aot "$BENCH/$1.casm" >/dev/null 2>&1 &&
         echo "$(q "$NANOVM") run --tier aot $(q "$BENCH/$1.casm")" ;;
+    nanoaotu) [ -n "$PKI_OK" ] && "$NANOVM" pack --manifest "$TMP/bench.json" -o "$PKI/$1.cap" \
+        "$BENCH/$1.casm" >/dev/null 2>&1 &&
+        "$NANOVM" sign --key "$PKI/leaf.key" --cert "$PKI/leaf.pem" --chain "$PKI/inter.pem" \
+            "$PKI/$1.cap" >/dev/null 2>&1 &&
+        "$NANOVM" aot --policy "$PKI/unmetered.json" "$PKI/$1.cap" >/dev/null 2>&1 &&
+        echo "$(q "$NANOVM") run --policy $(q "$PKI/unmetered.json") $(q "$PKI/$1.cap")" ;;
     lua54) echo "lua5.4 $(q "$PEERS/$1.lua")" ;;
     luajit) have luajit && echo "luajit $(q "$PEERS/$1.lua")" ;;
     luajitjoff) have luajit && echo "luajit -joff $(q "$PEERS/$1.lua")" ;;
@@ -160,6 +167,51 @@ time_cmd() {
 
 # ---- the programs ---------------------------------------------------------------------------------
 status=0
+# the trusted capsule: an Ed25519 PKI made by the openssl command line (root -> intermediate ->
+# code-signing leaf), a policy trusting the root, the capsule signed with the leaf and the
+# intermediate, compiled into this run's cache (`nanovm aot`) before it is timed. The same PKI
+# signs each benchmark program for "nanovm aot unmetered": a trusted capsule under a policy that
+# turns gas metering off for the trusted level (docs/policy.md), on the AOT tier.
+PKI="$TMP/pki"
+pki() {
+    mkdir -p "$PKI" && cd "$PKI" || return 1
+    printf '%s\n' '[req]' 'distinguished_name = dn' '[dn]' '[v3_ca]' \
+        'basicConstraints = critical,CA:TRUE' 'keyUsage = critical,keyCertSign,cRLSign' \
+        'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid:always' '[v3_leaf]' \
+        'basicConstraints = critical,CA:FALSE' 'keyUsage = critical,digitalSignature' \
+        'extendedKeyUsage = codeSigning' 'subjectKeyIdentifier = hash' \
+        'authorityKeyIdentifier = keyid:always' >openssl.cnf
+    for k in root inter leaf; do openssl genpkey -algorithm ed25519 -out $k.key || return 1; done
+    openssl req -x509 -new -key root.key -subj "/CN=NanoVM Bench Root" -days 2 -config openssl.cnf \
+        -extensions v3_ca -out root.pem &&
+        openssl req -new -key inter.key -subj "/CN=NanoVM Bench Intermediate" \
+            -config openssl.cnf -out inter.csr &&
+        openssl x509 -req -in inter.csr -CA root.pem -CAkey root.key -set_serial 0x1001 -days 2 \
+            -extfile openssl.cnf -extensions v3_ca -out inter.pem &&
+        openssl req -new -key leaf.key -subj "/CN=NanoVM Bench Signer" -config openssl.cnf \
+            -out leaf.csr &&
+        openssl x509 -req -in leaf.csr -CA inter.pem -CAkey inter.key -set_serial 0x2001 -days 2 \
+            -extfile openssl.cnf -extensions v3_leaf -out leaf.pem || return 1
+    printf '{"trust_roots": ["root.pem"]}\n' >policy.json
+    printf '{"trust_roots": ["root.pem"], "levels": {"trusted": {"gas_metering": false}}}\n' \
+        >unmetered.json
+    "$NANOVM" pack --manifest "$TMP/hello.json" -o trusted.cap "$BENCH/hello.casm" &&
+        "$NANOVM" sign --key leaf.key --cert leaf.pem --chain inter.pem trusted.cap &&
+        "$NANOVM" aot --policy policy.json trusted.cap
+}
+PKI_OK=""
+printf '{"name": "hello", "version": "1.0.0", "capabilities": ["io.print"]}\n' >"$TMP/hello.json"
+printf '{"name": "bench", "version": "1.0.0", "capabilities": ["io.print"]}\n' >"$TMP/bench.json"
+if have openssl && have cc; then
+    if (pki) >"$TMP/pki.log" 2>&1; then
+        PKI_OK=1
+    else
+        echo "!!! cannot build the test PKI and the trusted hello capsule:" >&2
+        tail -n 5 "$TMP/pki.log" | sed 's/^/!!!   /' >&2
+        status=1
+    fi
+fi
+
 TAB=$(printf '\t')
 : >"$TMP/results.tsv"
 for p in $PROGRAMS; do
@@ -220,7 +272,6 @@ CAP_CMD=""
 TRUST_TIER=""
 TRUST_CMD=""
 printf '{}\n' >"$TMP/policy.json"
-printf '{"name": "hello", "version": "1.0.0", "capabilities": ["io.print"]}\n' >"$TMP/hello.json"
 if "$NANOVM" keygen -o "$TMP/bench.key" >/dev/null 2>&1 &&
     "$NANOVM" pack --manifest "$TMP/hello.json" -o "$TMP/hello.cap" "$BENCH/hello.casm" >/dev/null 2>&1 &&
     "$NANOVM" sign --key "$TMP/bench.key" "$TMP/hello.cap" >/dev/null 2>&1; then
@@ -237,49 +288,15 @@ else
     echo "!!! cannot build the signed hello capsule" >&2
     status=1
 fi
-# the trusted capsule: an Ed25519 PKI made by the openssl command line (root -> intermediate ->
-# code-signing leaf), a policy trusting the root, the capsule signed with the leaf and the
-# intermediate, compiled into this run's cache (`nanovm aot`) before it is timed
-PKI="$TMP/pki"
-pki() {
-    mkdir -p "$PKI" && cd "$PKI" || return 1
-    printf '%s\n' '[req]' 'distinguished_name = dn' '[dn]' '[v3_ca]' \
-        'basicConstraints = critical,CA:TRUE' 'keyUsage = critical,keyCertSign,cRLSign' \
-        'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid:always' '[v3_leaf]' \
-        'basicConstraints = critical,CA:FALSE' 'keyUsage = critical,digitalSignature' \
-        'extendedKeyUsage = codeSigning' 'subjectKeyIdentifier = hash' \
-        'authorityKeyIdentifier = keyid:always' >openssl.cnf
-    for k in root inter leaf; do openssl genpkey -algorithm ed25519 -out $k.key || return 1; done
-    openssl req -x509 -new -key root.key -subj "/CN=NanoVM Bench Root" -days 2 -config openssl.cnf \
-        -extensions v3_ca -out root.pem &&
-        openssl req -new -key inter.key -subj "/CN=NanoVM Bench Intermediate" \
-            -config openssl.cnf -out inter.csr &&
-        openssl x509 -req -in inter.csr -CA root.pem -CAkey root.key -set_serial 0x1001 -days 2 \
-            -extfile openssl.cnf -extensions v3_ca -out inter.pem &&
-        openssl req -new -key leaf.key -subj "/CN=NanoVM Bench Signer" -config openssl.cnf \
-            -out leaf.csr &&
-        openssl x509 -req -in leaf.csr -CA inter.pem -CAkey inter.key -set_serial 0x2001 -days 2 \
-            -extfile openssl.cnf -extensions v3_leaf -out leaf.pem || return 1
-    printf '{"trust_roots": ["root.pem"]}\n' >policy.json
-    "$NANOVM" pack --manifest "$TMP/hello.json" -o trusted.cap "$BENCH/hello.casm" &&
-        "$NANOVM" sign --key leaf.key --cert leaf.pem --chain inter.pem trusted.cap &&
-        "$NANOVM" aot --policy policy.json trusted.cap
-}
-if have openssl && have cc; then
-    if (pki) >"$TMP/pki.log" 2>&1; then
-        TRUST_TIER=$("$NANOVM" verify --json --policy "$PKI/policy.json" "$PKI/trusted.cap" |
-            sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
-        TRUST_CMD="$(q "$NANOVM") run --policy $(q "$PKI/policy.json") $(q "$PKI/trusted.cap")"
-        hello=$(sh -c "exec $TRUST_CMD" 2>&1)
-        if [ "$hello" != "hello" ]; then
-            echo "!!! MISMATCH in trusted.cap: nanovm printed '$hello'" >&2
-            status=1
-            TRUST_CMD=""
-        fi
-    else
-        echo "!!! cannot build the trusted hello capsule:" >&2
-        tail -n 5 "$TMP/pki.log" | sed 's/^/!!!   /' >&2
+if [ -n "$PKI_OK" ]; then
+    TRUST_TIER=$("$NANOVM" verify --json --policy "$PKI/policy.json" "$PKI/trusted.cap" |
+        sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
+    TRUST_CMD="$(q "$NANOVM") run --policy $(q "$PKI/policy.json") $(q "$PKI/trusted.cap")"
+    hello=$(sh -c "exec $TRUST_CMD" 2>&1)
+    if [ "$hello" != "hello" ]; then
+        echo "!!! MISMATCH in trusted.cap: nanovm printed '$hello'" >&2
         status=1
+        TRUST_CMD=""
     fi
 fi
 hello=$("$NANOVM" run "$BENCH/hello.casm" 2>&1)
@@ -347,8 +364,10 @@ END {
     print "" > md
     printf "%s, %s. Median wall time of %d runs (%s), start-up included; NanoVM runs " \
         "`nanovm run --tier interp` (nanovm), `--tier jit` (nanovm jit), `--tier aot` " \
-        "(nanovm aot, compiled into a private cache before timing) and `--tier wasm` " \
-        "(nanovm wasm). ", date, host, runs, timer > md
+        "(nanovm aot, compiled into a private cache before timing), `--tier wasm` " \
+        "(nanovm wasm), and the program as a trusted capsule (certificate chain) under a policy " \
+        "that turns gas metering off for the trusted level, on the AOT tier (nanovm aot " \
+        "unmetered). ", date, host, runs, timer > md
     if (status == 0) print "Every runtime printed exactly the line lua5.4 printed." > md
     else print "**Some runtime printed a different line or failed: see the table.**" > md
     if (missing != "") print "Not available here (skipped):" missing "." > md
@@ -420,6 +439,32 @@ END {
         } else v = "—"
         row = row " " v " |"
     }
+    print row > md
+    print "" > md
+    # the AOT tier against the C versions (programs that have one) and Lua 5.4
+    na = split("nanoaot gcc\tnanoaotu gcc\tnanoaot lua54\tnanoaotu lua54", AP, "\t")
+    print "## AOT ratios (lower is faster)" > md
+    print "" > md
+    print "| program | aot / gcc -O2 | aot unmetered / gcc -O2 | aot / lua5.4 | aot unmetered / lua5.4 |" > md
+    print "|---|---|---|---|---|" > md
+    for (i = 1; i <= np; i++) {
+        if (st[P[i] SUBSEP "gcc"] != "ok") continue
+        row = "| " P[i] " |"
+        for (j = 1; j <= na; j++) {
+            split(AP[j], ab, " ")
+            ka = P[i] SUBSEP ab[1]; kb = P[i] SUBSEP ab[2]
+            v = "—"
+            if (st[ka] == "ok" && st[kb] == "ok" && med[kb] > 0) {
+                x = med[ka] / med[kb]; asum[j] += log(x); acnt[j]++
+                v = sprintf("%.2f", x)
+            }
+            row = row " " v " |"
+        }
+        print row > md
+    }
+    row = "| geometric mean |"
+    for (j = 1; j <= na; j++)
+        row = row " " (acnt[j] > 0 ? sprintf("%.2f", exp(asum[j] / acnt[j])) : "—") " |"
     print row > md
     print "" > md
     print "## Start-up (milliseconds, median of " su_runs ")" > md
