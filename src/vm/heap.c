@@ -238,6 +238,9 @@ nvm_status nvm_obj_new(nvm_vm *vm, int kind, size_t size, void **obj, nvm_value 
             vm->cfg.fail_alloc_at == 0) {
             void **cell = h->str_cache[cell_class(size)];
             h->str_cache[cell_class(size)] = *cell;
+            /* the next allocation of this size takes the next cell: start loading it */
+            if (*cell != NULL)
+                __builtin_prefetch(*cell, 1);
             h->str_cache_bytes -= size;
             h->bytes += size;
             h->nalloc++;
@@ -257,9 +260,13 @@ nvm_status nvm_obj_new(nvm_vm *vm, int kind, size_t size, void **obj, nvm_value 
     hdr->mark = 0;
     hdr->handle = handle;
     h->objs[handle] = o;
-    out->as.i = 0;
-    out->as.h = handle;
-    out->type = kind == NVM_OBJ_STR ? NVM_T_STR : kind == NVM_OBJ_ARRAY ? NVM_T_ARRAY : NVM_T_MAP;
+    /* built whole and stored once: callers read the payload back as one 8-byte word, which a
+     * pair of overlapping stores could not forward */
+    nvm_value v;
+    v.as.i = 0;
+    v.as.h = handle;
+    v.type = kind == NVM_OBJ_STR ? NVM_T_STR : kind == NVM_OBJ_ARRAY ? NVM_T_ARRAY : NVM_T_MAP;
+    *out = v;
     *obj = o;
     return NVM_OK;
 }

@@ -106,6 +106,14 @@ struct nvm_vm {
     int64_t jit_gas;
     nvm_status jit_status;
     const void *jit_pool; /* the running blob's constant pool */
+    /* the native tiers' last successful map lookup (nrt.c): entries[jit_find_pos] of map
+     * jit_find_map held a key equal to jit_find_key, and was the key jit_find_hit, when the
+     * collector had run jit_find_gc times (a handle is not reused without a collection) */
+    uint32_t jit_find_map;
+    uint32_t jit_find_pos;
+    nvm_value jit_find_key;
+    nvm_value jit_find_hit;
+    uint64_t jit_find_gc;
 };
 
 /* Raise a program-level error: fills vm->err (status, message) and returns `st`. The interpreter

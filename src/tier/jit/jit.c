@@ -8,10 +8,14 @@
  *      with a number is float, comparisons are bools.
  *   2. Code generation per block with a virtual operand stack: an entry is a value still in its
  *      slot (LOAD not yet copied), a constant, a register (known int/bool in a GPR, float in an
- *      XMM register) or memory (its stack cell, r13 + 16 * (position - consumed)). Entries are
- *      written to their cells ("materialized") at block ends, before calls and helpers, and in
- *      the cold stubs of slow paths, so that the interpreter's view of the stack is exact
- *      whenever C code runs. Block entry: everything in memory.
+ *      XMM register), a value GET_FIELD read and left in its map entry, or memory (its stack
+ *      cell, r13 + 16 * (position - consumed)). Entries are written to their cells
+ *      ("materialized") at block ends, before calls and helpers, and in the cold stubs of slow
+ *      paths, so that the interpreter's view of the stack is exact whenever C code runs. Block
+ *      entry: every stack entry in memory. Slots are written through to memory at every STORE;
+ *      the slots a version uses most inside loops also have a home register (plan_homes) that
+ *      carries their value across blocks and back edges, and arrays and maps read through a slot
+ *      keep their object's address in a register for the rest of the block.
  *   3. Gas: each block charges its instruction count at entry (sub r15, n; js stub). The stub
  *      refills the countdown from the rest (interrupt hook) or, when the run's gas cannot cover
  *      the block, hands the frame to the interpreter, which stops at the exact instruction.
@@ -39,19 +43,46 @@
 #define TAG 8 /* offsetof(nvm_value, type) */
 
 /* ---- the compiler's state ---- */
-enum { V_MEM, V_SLOT, V_CONST, V_REG, V_XREG };
+/* V_FLD: a value read by GET_FIELD and not yet copied: reg holds the address of the map entry
+ * (the value at [reg + FLD]); after C code ran, the address of the entry's own cell less FLD. */
+enum { V_MEM, V_SLOT, V_CONST, V_REG, V_XREG, V_FLD };
+#define FLD ((int32_t)offsetof(nvm_mapentry, value))
 typedef struct vent {
     uint8_t kind;
     tmask m;
     uint8_t reg;
+    uint8_t home; /* V_REG/V_XREG: reg is the home register of `slot` (borrowed, not owned) */
     uint32_t slot;
     int64_t k; /* V_CONST payload (float bits for floats) */
 } vent;
 
-static const int gpr_pool[] = {RSI, RDI, R8, R9, R10, R11};
-#define NGPR 6
+/* Allocatable registers. RBP is last: it is the first home register (C calls preserve it). */
+static const int gpr_pool[] = {RSI, RDI, R8, R9, R10, R11, RBP};
+#define NGPR 7
 static const int xmm_pool[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #define NXMM 14
+
+/* Home registers: a few slots of a version of a function, chosen for their uses inside loops,
+ * each get a register of their own (taken out of the pool for the whole version) that holds
+ * the slot's payload while it is "valid". Slots stay written through to memory, so memory is
+ * always exact (the interpreter, the collector, handlers and deoptimization read it) and a
+ * home can be (re)loaded from memory at any point. At each block entry, the homes in the
+ * block's entry mask are valid: every edge into the block loads the ones it has not got.
+ * A GPR home holds the payload of an int or str slot (HK_VAL) or the address of the array or
+ * map a slot holds (HK_PTR, objs[handle]: objects do not move); an XMM home a float. */
+#define NHOME 16
+#define NGHOME 4 /* GPR homes at most (the pool keeps 3 registers for temporaries) */
+#define NXHOME 8 /* XMM homes at most */
+enum { HK_VAL, HK_FLT, HK_PTR }; /* an int or str payload; a float; an array's or map's address */
+typedef struct hplan {
+    uint32_t nh;
+    uint32_t slot[NHOME];
+    uint8_t reg[NHOME];
+    bool x[NHOME]; /* an XMM register (HK_FLT) */
+    uint8_t kind[NHOME];
+    int8_t *of;      /* slot -> home index, -1 when none */
+    uint32_t *emask; /* block -> homes valid at its entry (bit k: home k) */
+} hplan;
 
 typedef struct jc {
     x64_asm a;
@@ -64,10 +95,12 @@ typedef struct jc {
     tmask *sl;
     uint32_t gused, xused; /* pool bits in use (by entries and by the slot cache) */
     /* slot cache: slots whose current value is also in a pool register (stored in this block;
-     * the slot in memory is always up to date): cached[0..ncached) with their registers */
+     * the slot in memory is always up to date): cached[0..ncached) with their registers; an
+     * entry with cptr set holds instead the address of the slot's array or map (objs[handle]) */
     uint32_t cached[32];
     int8_t creg[32];
     bool cxmm[32];
+    bool cptr[32];
     uint32_t ncached;
     uint32_t *flabel; /* function index -> entry label */
     tmask *tmp;       /* W + S scratch masks */
@@ -75,7 +108,16 @@ typedef struct jc {
     uint32_t ilabel0; /* label of instruction i = ilabel0 + i */
     uint32_t unw;     /* this function's unwind label */
     uint32_t blk_end; /* end (exclusive) of the block being compiled */
-    uint64_t *pool;   /* constant pool (module-wide) */
+    uint32_t blk_extra;      /* gas charged at its entry for the block its JMP enters (0: none) */
+    uint32_t post0;          /* label of block b's code after its gas check = post0 + b */
+    const nvm_fninfo *f;     /* the version being compiled */
+    hplan *hp;               /* its home registers */
+    hplan *hpg;              /* the generic version's (the targets of failed speculation) */
+    const uint32_t *gblk_of; /* the generic version's blocks */
+    uint32_t hvalid;         /* homes holding their slot now */
+    uint32_t hkeep;          /* homes whose register C calls preserve (RBP) */
+    uint32_t gres, xres;     /* pool bits reserved as home registers */
+    uint64_t *pool;          /* constant pool (module-wide) */
     uint32_t npool, pool_cap;
     uint32_t *pool_ix; /* open-addressing index of pool entries + 1 */
     uint32_t pool_ix_cap;
@@ -160,11 +202,11 @@ static void release(jc *c, int reg, bool xmm)
     if (xmm) {
         for (int i = 0; i < NXMM; i++)
             if (xmm_pool[i] == reg)
-                c->xused &= ~(1u << i);
+                c->xused &= ~(1u << i) | c->xres;
     } else {
         for (int i = 0; i < NGPR; i++)
             if (gpr_pool[i] == reg)
-                c->gused &= ~(1u << i);
+                c->gused &= ~(1u << i) | c->gres;
     }
 }
 /* Forgets cache entry k (its register returns to the pool). */
@@ -175,35 +217,133 @@ static void cache_forget(jc *c, uint32_t k)
     c->cached[k] = c->cached[c->ncached];
     c->creg[k] = c->creg[c->ncached];
     c->cxmm[k] = c->cxmm[c->ncached];
+    c->cptr[k] = c->cptr[c->ncached];
 }
-static int cache_find(const jc *c, uint32_t slot)
+static int cache_find_kind(const jc *c, uint32_t slot, bool ptr)
 {
     for (uint32_t k = 0; k < c->ncached; k++)
-        if (c->cached[k] == slot)
+        if (c->cached[k] == slot && c->cptr[k] == ptr)
             return (int)k;
     return -1;
 }
+static int cache_find(const jc *c, uint32_t slot)
+{
+    return cache_find_kind(c, slot, false);
+}
+/* A STORE to `slot`: its cached value and object address are stale. */
 static void cache_drop(jc *c, uint32_t slot)
 {
-    int k = cache_find(c, slot);
-    if (k >= 0)
-        cache_forget(c, (uint32_t)k);
+    for (uint32_t k = 0; k < c->ncached;) {
+        if (c->cached[k] == slot)
+            cache_forget(c, k);
+        else
+            k++;
+    }
 }
+/* reg = objs[the handle in slot]: the address of the slot's array, map or string. */
+static void load_objaddr(jc *c, int reg, uint32_t slot)
+{
+    mov32_rm(&c->a, reg, R14, (int32_t)(16 * slot)); /* the 32-bit handle, zero-extended */
+    shift_ri(&c->a, 4, reg, 3);
+    alu_rm(&c->a, ALU_ADD, reg, R12, (int32_t)offsetof(nvm_vm, heap.objs));
+    mov_rm(&c->a, reg, reg, 0);
+}
+
+/* ---- home registers ---- */
+static void home_load_plan(jc *c, const hplan *p, uint32_t k)
+{
+    if (p->kind[k] == HK_FLT)
+        movsd_xm(&c->a, p->reg[k], R14, slotd(p->slot[k]));
+    else if (p->kind[k] == HK_PTR)
+        load_objaddr(c, p->reg[k], p->slot[k]);
+    else
+        mov_rm(&c->a, p->reg[k], R14, slotd(p->slot[k]));
+}
+static void home_load(jc *c, uint32_t k)
+{
+    home_load_plan(c, c->hp, k);
+}
+/* Makes the homes of `mask` valid (loads the ones that are not). */
+static void home_ensure(jc *c, uint32_t mask)
+{
+    uint32_t need = mask & ~c->hvalid;
+    for (uint32_t k = 0; k < c->hp->nh; k++)
+        if (need & (1u << k))
+            home_load(c, k);
+    c->hvalid |= mask;
+}
+/* The homes valid at the entry of the block starting at instruction i. */
+static uint32_t home_entry(const jc *c, uint32_t i)
+{
+    uint32_t b = c->f->blk_of[i];
+    return b == UINT32_MAX ? 0 : c->hp->emask[b];
+}
+static int home_of(const jc *c, uint32_t slot)
+{
+    return c->hp->of[slot];
+}
+static void ld(jc *c, const vent *e, uint32_t q, int r);
+/* After a STORE of entry v (position q) to home k's slot: the home holds the stored value. */
+static void home_set(jc *c, uint32_t k, const vent *v, uint32_t q)
+{
+    int h = c->hp->reg[k];
+    uint32_t bit = 1u << k;
+    if (v->home && v->slot == c->hp->slot[k])
+        return;
+    if (c->hp->kind[k] == HK_PTR) {
+        if (v->m != TM_ARR && v->m != TM_MAP) {
+            c->hvalid &= ~bit;
+            return;
+        }
+        int t = v->kind == V_SLOT ? home_of(c, v->slot) : -1;
+        if (t >= 0 && c->hp->kind[t] == HK_PTR && (c->hvalid & (1u << t))) {
+            mov_rr(&c->a, h, c->hp->reg[t]);
+        } else {
+            ld(c, v, q, h);
+            x64_op_rr(&c->a, 0, 0x89, h, h); /* the 32-bit handle */
+            shift_ri(&c->a, 4, h, 3);
+            alu_rm(&c->a, ALU_ADD, h, R12, (int32_t)offsetof(nvm_vm, heap.objs));
+            mov_rm(&c->a, h, h, 0);
+        }
+    } else if (c->hp->kind[k] == HK_VAL) {
+        ld(c, v, q, h);
+    } else if (v->m != TM_FLOAT) {
+        c->hvalid &= ~bit;
+        return;
+    } else {
+        switch (v->kind) {
+        case V_MEM: movsd_xm(&c->a, h, R13, cell(c, q)); break;
+        case V_SLOT: movsd_xm(&c->a, h, R14, slotd(v->slot)); break;
+        case V_CONST: movsd_xm(&c->a, h, RBX, pool_disp(c, v->k)); break;
+        case V_REG: movq_xr(&c->a, h, v->reg); break;
+        case V_FLD: movsd_xm(&c->a, h, v->reg, FLD); break;
+        default: movapd_rr(&c->a, h, v->reg); break;
+        }
+    }
+    c->hvalid |= bit;
+}
+
 /* After C code ran (caller-saved registers lost): nothing is cached any more. */
 static void cache_clear(jc *c)
 {
     while (c->ncached > 0)
         cache_forget(c, 0);
+    c->hvalid &= c->hkeep;
 }
 /* In a cold path that returns to the hot code after calling C: reload the cached registers. */
 static void cache_reload(jc *c)
 {
     for (uint32_t k = 0; k < c->ncached; k++) {
-        if (c->cxmm[k])
+        if (c->cptr[k])
+            load_objaddr(c, c->creg[k], c->cached[k]);
+        else if (c->cxmm[k])
             movsd_xm(&c->a, c->creg[k], R14, (int32_t)(16 * c->cached[k]));
         else
             mov_rm(&c->a, c->creg[k], R14, (int32_t)(16 * c->cached[k]));
     }
+    for (uint32_t k = 0; k < c->hp->nh; k++)
+        if ((c->hvalid & ~c->hkeep) & (1u << k))
+            home_load(c, k);
 }
 /* A free register of the pool: else a cached slot's (other than `keep`), else an entry's,
  * which goes to memory. */
@@ -227,7 +367,7 @@ static int alloc_reg(jc *c, bool xmm, int keep)
                 done = true;
             }
         for (uint32_t q = 0; q < c->H && !done; q++)
-            if (c->vs[q].kind == (xmm ? V_XREG : V_REG)) {
+            if (c->vs[q].kind == (xmm ? V_XREG : V_REG) && !c->vs[q].home) {
                 mat(c, q);
                 done = true;
             }
@@ -243,7 +383,9 @@ static int alloc_xmm(jc *c)
 }
 static void free_reg(jc *c, const vent *e)
 {
-    if (e->kind == V_REG) {
+    if (e->home)
+        return;
+    if (e->kind == V_REG || e->kind == V_FLD) {
         for (int i = 0; i < NGPR; i++)
             if (gpr_pool[i] == e->reg)
                 c->gused &= ~(1u << i);
@@ -263,6 +405,7 @@ static void ld(jc *c, const vent *e, uint32_t q, int r)
     case V_SLOT: mov_rm(&c->a, r, R14, slotd(e->slot)); break;
     case V_CONST: ld_const(c, r, e->k); break;
     case V_REG: mov_rr(&c->a, r, e->reg); break;
+    case V_FLD: mov_rm(&c->a, r, e->reg, FLD); break;
     default: movq_rx(&c->a, r, e->reg); break;
     }
 }
@@ -286,6 +429,7 @@ static void ldf(jc *c, const vent *e, uint32_t q, int x)
     case V_SLOT: movsd_xm(&c->a, x, R14, slotd(e->slot)); break;
     case V_CONST: movsd_xm(&c->a, x, RBX, pool_disp(c, e->k)); break;
     case V_REG: movq_xr(&c->a, x, e->reg); break;
+    case V_FLD: movsd_xm(&c->a, x, e->reg, FLD); break;
     default: movapd_rr(&c->a, x, e->reg); break;
     }
 }
@@ -302,6 +446,18 @@ static void store_to(jc *c, const vent *e, uint32_t q, int base, int32_t d, bool
         if (!tag_known) {
             mov_rm(&c->a, RAX, R13, cell(c, q) + TAG);
             mov_mr(&c->a, base, d + TAG, RAX);
+        }
+        return;
+    case V_FLD:
+        mov_rm(&c->a, RAX, e->reg, FLD);
+        mov_mr(&c->a, base, d, RAX);
+        if (!tag_known) {
+            if (t >= 0) {
+                mov64_mi(&c->a, base, d + TAG, (int32_t)(uint32_t)t);
+            } else {
+                mov_rm(&c->a, RAX, e->reg, FLD + TAG);
+                mov_mr(&c->a, base, d + TAG, RAX);
+            }
         }
         return;
     case V_SLOT:
@@ -347,6 +503,7 @@ static void mat(jc *c, uint32_t q)
     emit_mat(c, q);
     free_reg(c, e);
     e->kind = V_MEM;
+    e->home = 0;
 }
 static void flush_all(jc *c)
 {
@@ -386,6 +543,8 @@ static void check_tag(jc *c, uint32_t q, int t, uint32_t fail)
         alu32_mi(&c->a, ALU_CMP, R13, cell(c, q) + TAG, t);
     else if (e->kind == V_SLOT)
         alu32_mi(&c->a, ALU_CMP, R14, slotd(e->slot) + TAG, t);
+    else if (e->kind == V_FLD)
+        alu32_mi(&c->a, ALU_CMP, e->reg, FLD + TAG, t);
     else {
         jmp(&c->a, fail); /* a constant or register of another type */
         return;
@@ -404,7 +563,7 @@ static void helper_args_step(jc *c, uint32_t i, uint32_t top)
 }
 static void unwind_refund(jc *c, uint32_t i)
 {
-    uint32_t refund = c->blk_end - (i + 1);
+    uint32_t refund = c->blk_end - (i + 1) + c->blk_extra;
     if (refund > 0)
         alu_ri(&c->a, ALU_ADD, R15, (int32_t)refund);
     jmp(&c->a, c->unw);
@@ -414,7 +573,7 @@ static void check_helper(jc *c, uint32_t i)
 {
     uint32_t ok = x64_label(&c->a);
     test32_rr(&c->a, RAX, RAX);
-    if (c->blk_end == i + 1) {
+    if (c->blk_end == i + 1 && c->blk_extra == 0) {
         jcc(&c->a, CC_NE, c->unw);
         return;
     }
@@ -440,6 +599,8 @@ static void cold_step(jc *c, uint32_t i, uint32_t keep)
             mov_rm(&c->a, e->reg, R13, cell(c, q));
         else if (e->kind == V_XREG)
             movsd_xm(&c->a, e->reg, R13, cell(c, q));
+        else if (e->kind == V_FLD) /* the map may be gone: the copy in the cell */
+            lea(&c->a, e->reg, R13, cell(c, q) - FLD);
     }
 }
 
@@ -457,6 +618,8 @@ static uint32_t slow_stub(jc *c, uint32_t i, uint32_t keep, int res_kind, int re
     cold_step(c, i, keep);
     if (res_kind == V_REG)
         mov_rm(&c->a, res_reg, R13, cell(c, keep));
+    else if (res_kind == V_FLD)
+        lea(&c->a, res_reg, R13, cell(c, keep) - FLD);
     else if (res_kind == V_XREG)
         movsd_xm(&c->a, res_reg, R13, cell(c, keep));
     jmp(&c->a, resume);
@@ -535,8 +698,87 @@ static void div_magic(int64_t d, int64_t *M, int *s)
     *s = p - 64;
 }
 
-/* RAX = x / d or x % d (truncating, as DIV/MOD) for a constant d >= 2: cannot fault. */
+/* floor(2^e / d) for d >= 2 when it is below 2^64 (long division); *rem the remainder. */
+static uint64_t pow2_div(int e, uint64_t d, uint64_t *rem)
+{
+    uint64_t q = 0, r = 0;
+    for (int b = e; b >= 0; b--) {
+        r = 2 * r + (b == e);
+        q *= 2;
+        if (r >= d) {
+            r -= d;
+            q |= 1;
+        }
+    }
+    *rem = r;
+    return q;
+}
+
+/* Unsigned division of 0 <= n < 2^63 by a constant d >= 2 that is not a power of two as a
+ * multiply (Granlund-Montgomery, N = 63): with l = ceil(log2 d) and m = ceil(2^(63+l) / d)
+ * (below 2^64), n / d is the high half of m * n shifted right by l - 1. */
+static void udiv_magic(uint64_t d, uint64_t *m, int *sh)
+{
+    int l = 0;
+    while (l < 63 && ((uint64_t)1 << l) < d)
+        l++;
+    uint64_t r;
+    uint64_t q = pow2_div(63 + l, d, &r);
+    *m = q + (r != 0);
+    *sh = l - 1;
+}
+
+/* RAX = x / d or x % d (truncating, as DIV/MOD) for a constant d >= 2: cannot fault. A
+ * non-negative x takes the unsigned sequence (a shift or mask for a power of two), a negative
+ * one the signed sequence in cold code. */
+static void int_divmod_signed(jc *c, uint8_t op, int64_t d);
 static void int_divmod_const(jc *c, uint8_t op, int64_t d)
+{
+    uint32_t neg = x64_label(&c->a), back = x64_label(&c->a);
+    test_rr(&c->a, RAX, RAX);
+    jcc(&c->a, CC_S, neg);
+    if ((d & (d - 1)) == 0) {
+        int k = 0;
+        while (((int64_t)1 << k) != d)
+            k++;
+        if (op == NVM_OP_DIV) {
+            shift_ri(&c->a, 5, RAX, (uint8_t)k);
+        } else if (d - 1 <= INT32_MAX) {
+            alu_ri(&c->a, ALU_AND, RAX, (int32_t)(d - 1));
+        } else {
+            ld_const(c, RDX, d - 1);
+            alu_rr(&c->a, ALU_AND, RAX, RDX);
+        }
+    } else {
+        uint64_t m;
+        int sh;
+        udiv_magic((uint64_t)d, &m, &sh);
+        mov_rr(&c->a, RCX, RAX);
+        ld_const(c, RAX, (int64_t)m);
+        unary_r(&c->a, 4, RCX); /* mul rcx: RDX:RAX = m * n (unsigned) */
+        if (sh > 0)
+            shift_ri(&c->a, 5, RDX, (uint8_t)sh);
+        if (op == NVM_OP_DIV) {
+            mov_rr(&c->a, RAX, RDX);
+        } else {
+            if (d <= INT32_MAX)
+                imul_rri(&c->a, RDX, RDX, (int32_t)d);
+            else
+                imul_rm(&c->a, RDX, RBX, pool_disp(c, d));
+            mov_rr(&c->a, RAX, RCX);
+            alu_rr(&c->a, ALU_SUB, RAX, RDX);
+        }
+    }
+    x64_bind(&c->a, back);
+    int saved = c->a.cur;
+    c->a.cur = 1;
+    x64_bind(&c->a, neg);
+    int_divmod_signed(c, op, d);
+    jmp(&c->a, back);
+    c->a.cur = saved;
+}
+
+static void int_divmod_signed(jc *c, uint8_t op, int64_t d)
 {
     int64_t M;
     int sh;
@@ -629,7 +871,7 @@ static void float_arith(jc *c, uint32_t i, uint8_t op)
     uint32_t qx = c->H - 2, qy = c->H - 1;
     /* the result register: x's own when x is a float register (it dies here), else a fresh one
      * (allocating may spill an operand to memory, so the entries are read afterwards) */
-    bool inplace = c->vs[qx].kind == V_XREG;
+    bool inplace = c->vs[qx].kind == V_XREG && !c->vs[qx].home;
     int r = inplace ? c->vs[qx].reg : alloc_xmm(c);
     vent *x = &c->vs[qx], *y = &c->vs[qy];
     if (!inplace)
@@ -644,6 +886,8 @@ static void float_arith(jc *c, uint32_t i, uint8_t op)
         sd_rm(&c->a, sop, r, R13, cell(c, qy));
     } else if (y->m == TM_FLOAT && y->kind == V_SLOT && op != NVM_OP_DIV) {
         sd_rm(&c->a, sop, r, R14, slotd(y->slot));
+    } else if (y->m == TM_FLOAT && y->kind == V_FLD && op != NVM_OP_DIV) {
+        sd_rm(&c->a, sop, r, y->reg, FLD);
     } else if (y->m == TM_FLOAT && y->kind == V_XREG && op != NVM_OP_DIV) {
         sd_rr(&c->a, sop, r, y->reg);
     } else {
@@ -746,18 +990,24 @@ static int compare(jc *c, uint32_t i, uint8_t op, int *cc, uint32_t fuse_target,
     uint32_t qx = c->H - 2, qy = c->H - 1;
     vent *x = &c->vs[qx], *y = &c->vs[qy];
     if (x->m == TM_INT && y->m == TM_INT) {
-        ld(c, x, qx, RAX);
+        int xr = RAX; /* a register operand is compared in place */
+        if (x->kind == V_REG)
+            xr = x->reg;
+        else
+            ld(c, x, qx, RAX);
         if (y->kind == V_CONST && small(y->k))
-            alu_ri(&c->a, ALU_CMP, RAX, (int32_t)y->k);
+            alu_ri(&c->a, ALU_CMP, xr, (int32_t)y->k);
         else if (y->kind == V_CONST)
-            alu_rm(&c->a, ALU_CMP, RAX, RBX, pool_disp(c, y->k));
+            alu_rm(&c->a, ALU_CMP, xr, RBX, pool_disp(c, y->k));
         else if (y->kind == V_MEM)
-            alu_rm(&c->a, ALU_CMP, RAX, R13, cell(c, qy));
+            alu_rm(&c->a, ALU_CMP, xr, R13, cell(c, qy));
         else if (y->kind == V_SLOT)
-            alu_rm(&c->a, ALU_CMP, RAX, R14, slotd(y->slot));
+            alu_rm(&c->a, ALU_CMP, xr, R14, slotd(y->slot));
+        else if (y->kind == V_REG)
+            alu_rr(&c->a, ALU_CMP, xr, y->reg);
         else {
             ld(c, y, qy, RCX);
-            alu_rr(&c->a, ALU_CMP, RAX, RCX);
+            alu_rr(&c->a, ALU_CMP, xr, RCX);
         }
         *cc = int_cc(op);
         return 1;
@@ -901,14 +1151,16 @@ static void emit_epilogue(jc *c, int code)
     ret(&c->a);
 }
 
-/* Gas check at the entry of block [s, e). */
-static void emit_gas(jc *c, uint32_t s, uint32_t e)
+/* Gas check at the entry of block bi = [s, e), charging `extra` more for the block its JMP
+ * enters after that block's own check. */
+static void emit_gas(jc *c, uint32_t bi, uint32_t s, uint32_t e, uint32_t extra)
 {
-    uint32_t L = e - s;
+    uint32_t L = e - s + extra;
     uint32_t again = x64_label(&c->a), stub = x64_label(&c->a);
     x64_bind(&c->a, again);
     alu_ri(&c->a, ALU_SUB, R15, (int32_t)L);
     jcc(&c->a, CC_S, stub);
+    x64_bind(&c->a, c->post0 + bi);
     int saved = c->a.cur;
     c->a.cur = 1;
     x64_bind(&c->a, stub);
@@ -920,8 +1172,17 @@ static void emit_gas(jc *c, uint32_t s, uint32_t e)
     lea(&c->a, RCX, R13, cell(c, c->H));
     call_abs(&c->a, X64_FN(nvm_rt_gas));
     mov_rm(&c->a, R15, R12, VOFF(jit_gas));
-    test32_rr(&c->a, RAX, RAX);
-    jcc(&c->a, CC_E, again);
+    {
+        uint32_t reload = x64_label(&c->a), no = x64_label(&c->a);
+        test32_rr(&c->a, RAX, RAX);
+        jcc(&c->a, CC_NE, no);
+        x64_bind(&c->a, reload);
+        for (uint32_t k = 0; k < c->hp->nh; k++)
+            if ((c->hvalid & ~c->hkeep) & (1u << k))
+                home_load(c, k);
+        jmp(&c->a, again);
+        x64_bind(&c->a, no);
+    }
     alu_ri(&c->a, ALU_CMP, RAX, NVM_RT_DEOPT);
     jcc(&c->a, CC_NE, c->unw);
     /* the rest of this frame runs in the interpreter */
@@ -936,9 +1197,71 @@ static void emit_gas(jc *c, uint32_t s, uint32_t e)
     c->a.cur = saved;
 }
 
-/* Loads the map/array object of entry q (handle in its payload) into RCX. */
-static void obj_of(jc *c, uint32_t q)
+/* The slot whose current value entry q is (a LOAD not yet copied, or its home), else -1. */
+static int64_t entry_slot(const jc *c, uint32_t q)
 {
+    const vent *e = &c->vs[q];
+    return e->kind == V_SLOT || e->home ? (int64_t)e->slot : -1;
+}
+
+/* Before an array or map operation on entry q (before its slow stub, so that the stub restores
+ * it): when q is a slot's value statically known to be an array or a map, keep the object's
+ * address in a free pool register for the rest of the block (until a STORE to the slot). */
+static void obj_prepare(jc *c, uint32_t q)
+{
+    int64_t s = entry_slot(c, q);
+    tmask m = c->vs[q].m;
+    if (s < 0 || (m != TM_ARR && m != TM_MAP))
+        return;
+    int hk = home_of(c, (uint32_t)s);
+    if (hk >= 0 && c->hp->kind[hk] == HK_PTR) {
+        home_ensure(c, 1u << hk);
+        return;
+    }
+    if (cache_find_kind(c, (uint32_t)s, true) >= 0 || c->ncached >= 32)
+        return;
+    for (int i = 0; i < NGPR; i++) {
+        if (c->gused & (1u << i))
+            continue;
+        c->gused |= 1u << i;
+        int r = gpr_pool[i];
+        load_objaddr(c, r, (uint32_t)s);
+        c->cached[c->ncached] = (uint32_t)s;
+        c->creg[c->ncached] = (int8_t)r;
+        c->cxmm[c->ncached] = false;
+        c->cptr[c->ncached] = true;
+        c->ncached++;
+        return;
+    }
+}
+
+/* After an operation that raises unless entry q is a `t` (a map or an array): the entry, and the
+ * slot it is the value of, are known to hold one for the rest of the block. */
+static void refine_obj(jc *c, uint32_t q, tmask t)
+{
+    int64_t s = entry_slot(c, q);
+    c->vs[q].m = t;
+    if (s < 0)
+        return;
+    c->sl[s] = t;
+    for (uint32_t k = 0; k < c->H; k++)
+        if (c->vs[k].kind == V_SLOT && c->vs[k].slot == (uint32_t)s)
+            c->vs[k].m = t;
+}
+
+/* The register holding the address of the map/array object of entry q (handle in its payload):
+ * its cached address, or RCX. */
+static int obj_of(jc *c, uint32_t q)
+{
+    int64_t s = entry_slot(c, q);
+    if (s >= 0) {
+        int hk = home_of(c, (uint32_t)s);
+        if (hk >= 0 && c->hp->kind[hk] == HK_PTR && (c->hvalid & (1u << hk)))
+            return c->hp->reg[hk];
+        int k = cache_find_kind(c, (uint32_t)s, true);
+        if (k >= 0)
+            return c->creg[k];
+    }
     ld(c, &c->vs[q], q, RAX);
     mov_rm(&c->a, RCX, R12, VOFF(heap.objs));
     /* mov rcx, [rcx + rax*8] (handle is 32-bit, zero-extended by the 32-bit move below) */
@@ -947,6 +1270,7 @@ static void obj_of(jc *c, uint32_t q)
     x64_byte(&c->a, 0x8B);
     x64_byte(&c->a, (uint8_t)(0x04 | ((RCX & 7) << 3)));
     x64_byte(&c->a, (uint8_t)(0xC0 | ((RAX & 7) << 3) | (RCX & 7)));
+    return RCX;
 }
 
 /* RDX = &pfuncs[fi].code[i] (the VM's prepared copy of instruction i) */
@@ -965,16 +1289,16 @@ _Static_assert(sizeof(nvm_mapentry) == 40, "field_ic multiplies by 40");
 static void field_ic(jc *c, uint32_t i, uint32_t q, uint32_t stub)
 {
     check_tag(c, q, NVM_T_MAP, stub);
-    obj_of(c, q);
-    pinsn(c, RDX, i);
-    mov32_rm(&c->a, RDX, RDX, (int32_t)offsetof(nvm_insn, k)); /* cached position */
-    alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_map, nentries));
+    int mr = obj_of(c, q);
+    /* the cached position: pfuncs[fi].code[i].k */
+    mov_rm(&c->a, RDX, R12, VOFF(pfuncs));
+    mov_rm(&c->a, RDX, RDX, (int32_t)(c->fi * sizeof(nvm_pfunc) + offsetof(nvm_pfunc, code)));
+    mov32_rm(&c->a, RDX, RDX, (int32_t)(i * sizeof(nvm_insn) + offsetof(nvm_insn, k)));
+    alu32_rm(&c->a, ALU_CMP, RDX, mr, (int32_t)offsetof(nvm_map, nentries));
     jcc(&c->a, CC_AE, stub);
-    lea(&c->a, RAX, RDX, 0);
-    shift_ri(&c->a, 4, RDX, 2);
-    alu_rr(&c->a, ALU_ADD, RDX, RAX); /* pos * 5 */
-    shift_ri(&c->a, 4, RDX, 3);       /* pos * 40 = sizeof(nvm_mapentry) */
-    alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_map, entries));
+    lea_x5(&c->a, RDX);         /* pos * 5 */
+    shift_ri(&c->a, 4, RDX, 3); /* pos * 40 = sizeof(nvm_mapentry) */
+    alu_rm(&c->a, ALU_ADD, RDX, mr, (int32_t)offsetof(nvm_map, entries));
     alu32_mi(&c->a, ALU_CMP, RDX, (int32_t)offsetof(nvm_mapentry, key) + TAG, NVM_T_STR);
     jcc(&c->a, CC_NE, stub);
     mov_rm(&c->a, RAX, R12, VOFF(consts));
@@ -994,10 +1318,263 @@ static uint32_t spec_exit(jc *c, uint32_t i, uint32_t gen0)
     x64_bind(&c->a, stub);
     for (uint32_t q = 0; q < c->H; q++)
         emit_mat(c, q);
-    alu_ri(&c->a, ALU_ADD, R15, (int32_t)(c->blk_end - i));
+    alu_ri(&c->a, ALU_ADD, R15, (int32_t)(c->blk_end - i + c->blk_extra));
+    if (c->hpg != NULL) {
+        const hplan *g = c->hpg;
+        uint32_t gb = c->gblk_of[i];
+        uint32_t em = gb == UINT32_MAX ? 0 : g->emask[gb];
+        for (uint32_t k = 0; k < g->nh; k++)
+            if (em & (1u << k))
+                home_load_plan(c, g, k);
+    }
     jmp(&c->a, gen0 + i);
     c->a.cur = saved;
     return stub;
+}
+
+/* Slots that only ever hold one constant: every STORE is preceded, in its block, by the same
+ * PUSH / PUSH_F64. cs[slot]: that constant (V_CONST), V_SLOT (not a constant) or V_MEM (never
+ * stored). */
+static void const_slots(const nvm_func *fn, const nvm_fninfo *f, uint32_t S, vent *cslot)
+{
+    for (uint32_t s = 0; s < S; s++)
+        cslot[s] = mk(V_MEM, 0); /* no STORE seen yet */
+    for (uint32_t i = 0; i < fn->ninsn; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if (in->op != NVM_OP_STORE || f->blk_of[i] == UINT32_MAX)
+            continue;
+        vent *cs = &cslot[in->a];
+        const nvm_insn *pv = i > 0 ? &fn->code[i - 1] : NULL;
+        bool ok = pv != NULL && f->blk_of[i - 1] == f->blk_of[i] &&
+                  (pv->op == NVM_OP_PUSH || pv->op == NVM_OP_PUSH_F64);
+        vent k = mk(V_CONST, pv != NULL && pv->op == NVM_OP_PUSH ? TM_INT : TM_FLOAT);
+        if (ok) {
+            if (pv->op == NVM_OP_PUSH)
+                k.k = pv->k.i;
+            else
+                memcpy(&k.k, &pv->k.f, 8);
+        }
+        if (!ok || cs->kind == V_SLOT || (cs->kind == V_CONST && (cs->k != k.k || cs->m != k.m))) {
+            cs->kind = V_SLOT;
+            continue;
+        }
+        *cs = k;
+    }
+}
+
+static bool val_home_type(tmask m)
+{
+    return m == TM_INT || m == TM_STR;
+}
+static bool ptr_home_type(tmask m)
+{
+    return m == TM_ARR || m == TM_MAP;
+}
+/* The kind of home a slot of type m at a LOAD would use (-1: none). */
+static int home_kind(tmask m)
+{
+    return m == TM_FLOAT ? HK_FLT : val_home_type(m) ? HK_VAL : ptr_home_type(m) ? HK_PTR : -1;
+}
+
+static void hplan_free(hplan *p)
+{
+    free(p->of);
+    free(p->emask);
+    p->of = NULL;
+    p->emask = NULL;
+    p->nh = 0;
+}
+
+typedef struct lrange {
+    uint32_t t, j; /* a loop: the back edge at j jumps to t <= j */
+} lrange;
+static int lrange_cmp(const void *x, const void *y)
+{
+    const lrange *a = x, *b = y;
+    if (a->t != b->t)
+        return a->t < b->t ? -1 : 1;
+    return a->j > b->j ? -1 : a->j < b->j;
+}
+
+/* Chooses the home registers of a version (analysis f) and the homes valid at each block entry.
+ * Loops are the ranges [t, j] of backward jumps; a slot's weight is the sum over its LOADs that
+ * read a value from before their block (8^depth each, depth >= 1), voted by the slot's type at
+ * that block's entry. The heaviest int/str/array/map slots get RBP, R11, R10, R9; the heaviest
+ * float slots XMM15 down to XMM8. A home is valid at the entry of a block inside a loop when its
+ * slot has that type there and is used in the innermost loop around the block; never at the
+ * function entry or a handler. false: out of memory. */
+static bool plan_homes(const nvm_func *fn, const nvm_fninfo *f, uint32_t W, uint32_t S, hplan *p)
+{
+    uint32_t n = fn->ninsn, nb = f->nblk;
+    bool ok = false;
+    memset(p, 0, sizeof *p);
+    p->of = malloc(S + 1);
+    p->emask = calloc(nb + 1, sizeof(uint32_t));
+    lrange *rg = malloc(sizeof(lrange) * (nb + 1));
+    int32_t *depth = calloc(n + 2, sizeof(int32_t));
+    /* weights per slot and kind of home */
+    uint64_t *wk = calloc(3 * ((size_t)S + 1), sizeof(uint64_t));
+    uint32_t *seen = calloc(S + 1, sizeof(uint32_t));
+    vent *cs = malloc(sizeof(vent) * (S + 1));
+    uint32_t *refs = NULL, *rstart = NULL, *stk = NULL;
+    bool *handler = calloc(n + 1, 1);
+    if (p->of == NULL || p->emask == NULL || rg == NULL || depth == NULL || wk == NULL ||
+        seen == NULL || cs == NULL || handler == NULL)
+        goto done;
+    memset(p->of, -1, S + 1);
+    uint32_t nr = 0;
+    for (uint32_t bi = 0; bi < nb; bi++) {
+        uint32_t j = f->bend[bi] - 1;
+        uint8_t op = fn->code[j].op;
+        if ((op == NVM_OP_JMP || op == NVM_OP_JZ || op == NVM_OP_JNZ) && fn->code[j].a <= j &&
+            f->seen[bi]) {
+            rg[nr++] = (lrange){fn->code[j].a, j};
+            depth[fn->code[j].a]++;
+            depth[j + 1]--;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (fn->code[i].op == NVM_OP_ENTER_TRY)
+            handler[fn->code[i].a] = true;
+        if (i > 0)
+            depth[i] += depth[i - 1];
+    }
+    if (nr == 0 || S == 0) {
+        ok = true;
+        goto done;
+    }
+    const_slots(fn, f, S, cs);
+    /* weights */
+    for (uint32_t bi = 0; bi < nb; bi++) {
+        if (!f->seen[bi])
+            continue;
+        const tmask *st = f->state + (size_t)bi * (W + S) + W;
+        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
+            const nvm_insn *in = &fn->code[i];
+            if (in->op == NVM_OP_STORE)
+                seen[in->a] = bi + 1;
+            if (in->op != NVM_OP_LOAD || seen[in->a] == bi + 1 || depth[i] <= 0)
+                continue;
+            uint64_t w = 1ull << (3 * (depth[i] < 5 ? depth[i] : 5));
+            tmask m = (tmask)(st[in->a] & TM_ANY);
+            if (st[in->a] != m)
+                continue; /* may be unset here */
+            int hk = home_kind(m);
+            if (hk >= 0)
+                wk[3 * (size_t)in->a + (size_t)hk] += w;
+        }
+    }
+    /* the heaviest slots of each class */
+    static const uint8_t gregs[NGHOME] = {RBP, R11, R10, R9};
+    static const uint8_t xregs[NXHOME] = {15, 14, 13, 12, 11, 10, 9, 8};
+    uint32_t ng = 0, nx = 0;
+    for (;;) {
+        uint64_t best = 7;
+        uint32_t bs = UINT32_MAX;
+        int bk = 0;
+        for (uint32_t sl = 0; sl < S; sl++) {
+            if (p->of[sl] >= 0 || cs[sl].kind == V_CONST)
+                continue;
+            const uint64_t *w = wk + 3 * (size_t)sl;
+            int kd = w[HK_FLT] > w[HK_VAL] ? HK_FLT : HK_VAL;
+            if (w[HK_PTR] > w[kd])
+                kd = HK_PTR;
+            if (w[kd] > best && (kd == HK_FLT ? nx < NXHOME : ng < NGHOME)) {
+                best = w[kd];
+                bs = sl;
+                bk = kd;
+            }
+        }
+        if (bs == UINT32_MAX)
+            break;
+        uint32_t k = p->nh++;
+        p->slot[k] = bs;
+        p->kind[k] = (uint8_t)bk;
+        p->x[k] = bk == HK_FLT;
+        p->reg[k] = bk == HK_FLT ? xregs[nx++] : gregs[ng++];
+        p->of[bs] = (int8_t)k;
+    }
+    if (p->nh == 0) {
+        ok = true;
+        goto done;
+    }
+    /* the references of each home, in instruction order (refs[rstart[k] .. rstart[k + 1])) */
+    rstart = calloc(p->nh + 1, sizeof(uint32_t));
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if ((in->op == NVM_OP_LOAD || in->op == NVM_OP_STORE) && p->of[in->a] >= 0)
+            total++;
+    }
+    refs = malloc(sizeof(uint32_t) * (total + 1));
+    stk = malloc(sizeof(uint32_t) * (nr + 1));
+    if (rstart == NULL || refs == NULL || stk == NULL)
+        goto done;
+    for (uint32_t i = 0; i < n; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if ((in->op == NVM_OP_LOAD || in->op == NVM_OP_STORE) && p->of[in->a] >= 0)
+            rstart[p->of[in->a] + 1]++;
+    }
+    for (uint32_t k = 0; k < p->nh; k++)
+        rstart[k + 1] += rstart[k];
+    memset(seen, 0, sizeof(uint32_t) * (p->nh + 1));
+    for (uint32_t i = 0; i < n; i++) {
+        const nvm_insn *in = &fn->code[i];
+        if ((in->op == NVM_OP_LOAD || in->op == NVM_OP_STORE) && p->of[in->a] >= 0) {
+            uint32_t k = (uint32_t)p->of[in->a];
+            refs[rstart[k] + seen[k]++] = i;
+        }
+    }
+    /* entry masks: the innermost loop around each block (a stack of the open ranges) */
+    qsort(rg, nr, sizeof *rg, lrange_cmp);
+    uint32_t ri = 0, ns = 0;
+    for (uint32_t bi = 0; bi < nb; bi++) {
+        uint32_t s0 = f->bstart[bi];
+        while (ri < nr && rg[ri].t <= s0)
+            stk[ns++] = ri++;
+        while (ns > 0 && rg[stk[ns - 1]].j < s0)
+            ns--;
+        if (ns == 0 || bi == 0 || !f->seen[bi] || handler[s0])
+            continue;
+        const tmask *st = f->state + (size_t)bi * (W + S) + W;
+        for (uint32_t k = 0; k < p->nh; k++) {
+            if (home_kind(st[p->slot[k]]) != p->kind[k])
+                continue;
+            /* used in a loop around the block: a reference in [r->t, r->j] (the 16 innermost
+             * loops are looked at, which bounds the work on deeply nested code) */
+            for (uint32_t e = ns; e-- > 0 && ns - e <= 16;) {
+                const lrange *r = &rg[stk[e]];
+                if (r->j < s0)
+                    continue;
+                uint32_t lo = rstart[k], hi = rstart[k + 1];
+                while (lo < hi) {
+                    uint32_t mid = lo + (hi - lo) / 2;
+                    if (refs[mid] < r->t)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                if (lo < rstart[k + 1] && refs[lo] <= r->j) {
+                    p->emask[bi] |= 1u << k;
+                    break;
+                }
+            }
+        }
+    }
+    ok = true;
+done:
+    free(rg);
+    free(depth);
+    free(wk);
+    free(seen);
+    free(cs);
+    free(refs);
+    free(rstart);
+    free(stk);
+    free(handler);
+    if (!ok)
+        hplan_free(p);
+    return ok;
 }
 
 /* Float speculation at site i: both operands must be floats. */
@@ -1019,36 +1596,25 @@ static bool compile_fn(jc *c, const nvm_fninfo *f, uint32_t ilabel0, bool entry,
 {
     const nvm_func *fn = c->fn;
     uint32_t W = c->W, S = c->S;
+    c->f = f;
+    c->gres = c->xres = c->hkeep = 0;
+    for (uint32_t k = 0; k < c->hp->nh; k++) {
+        int r = c->hp->reg[k];
+        if (r == RBP && !c->hp->x[k])
+            c->hkeep |= 1u << k;
+        for (int q = 0; q < (c->hp->x[k] ? NXMM : NGPR); q++) {
+            if (c->hp->x[k] && xmm_pool[q] == r)
+                c->xres |= 1u << q;
+            if (!c->hp->x[k] && gpr_pool[q] == r)
+                c->gres |= 1u << q;
+        }
+    }
     c->has_try = false;
     for (uint32_t i = 0; i < fn->ninsn; i++)
         c->has_try |= fn->code[i].op == NVM_OP_ENTER_TRY;
     c->unw = x64_label(&c->a);
     c->ilabel0 = ilabel0;
-    /* slots that only ever hold one constant: every STORE is preceded, in its block, by the same
-     * PUSH / PUSH_F64 */
-    for (uint32_t s = 0; s < S; s++)
-        c->cslot[s] = mk(V_MEM, 0); /* no STORE seen yet */
-    for (uint32_t i = 0; i < fn->ninsn; i++) {
-        const nvm_insn *in = &fn->code[i];
-        if (in->op != NVM_OP_STORE || f->blk_of[i] == UINT32_MAX)
-            continue;
-        vent *cs = &c->cslot[in->a];
-        const nvm_insn *pv = i > 0 ? &fn->code[i - 1] : NULL;
-        bool ok = pv != NULL && f->blk_of[i - 1] == f->blk_of[i] &&
-                  (pv->op == NVM_OP_PUSH || pv->op == NVM_OP_PUSH_F64);
-        vent k = mk(V_CONST, pv != NULL && pv->op == NVM_OP_PUSH ? TM_INT : TM_FLOAT);
-        if (ok) {
-            if (pv->op == NVM_OP_PUSH)
-                k.k = pv->k.i;
-            else
-                memcpy(&k.k, &pv->k.f, 8);
-        }
-        if (!ok || cs->kind == V_SLOT || (cs->kind == V_CONST && (cs->k != k.k || cs->m != k.m))) {
-            cs->kind = V_SLOT;
-            continue;
-        }
-        *cs = k;
-    }
+    const_slots(fn, f, S, c->cslot);
     /* prologue */
     if (!entry)
         goto body;
@@ -1070,19 +1636,36 @@ static bool compile_fn(jc *c, const nvm_fninfo *f, uint32_t ilabel0, bool entry,
     }
 
 body:
+    c->post0 = c->a.nlabels;
+    for (uint32_t bi = 0; bi < f->nblk; bi++)
+        (void)x64_label(&c->a);
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
         uint32_t s = f->bstart[bi], e = f->bend[bi];
         c->blk_end = e;
+        /* A block ending in a JMP to another block that does not itself end in a JMP (a loop
+         * body going back to its test) also pays for that block and enters it after its check:
+         * one check per round. The interpreter's exhaustion point is kept: when the run's gas
+         * cannot cover both, this block already hands the frame to the interpreter; a fault
+         * refunds the rest of both. */
+        c->blk_extra = 0;
+        if (fn->code[e - 1].op == NVM_OP_JMP) {
+            uint32_t t = fn->code[e - 1].a, tb = f->blk_of[t];
+            if (tb != UINT32_MAX && tb != bi && f->bstart[tb] == t && f->seen[tb] &&
+                fn->code[f->bend[tb] - 1].op != NVM_OP_JMP)
+                c->blk_extra = f->bend[tb] - t;
+        }
         /* block entry: everything in memory, masks from the analysis */
         const tmask *st = f->state + (size_t)bi * (W + S);
         c->H = (uint32_t)(fn->heights[s] + (int32_t)c->consumed);
-        c->gused = c->xused = 0;
+        c->gused = c->gres;
+        c->xused = c->xres;
+        c->hvalid = f->seen[bi] ? c->hp->emask[bi] : 0;
         c->ncached = 0;
         for (uint32_t q = 0; q < c->H; q++)
             c->vs[q] = mk(V_MEM, f->seen[bi] ? st[q] : TM_ANY);
         memcpy(c->sl, st + W, S);
         x64_bind(&c->a, c->ilabel0 + s);
-        emit_gas(c, s, e);
+        emit_gas(c, bi, s, e, c->blk_extra);
         for (uint32_t i = s; i < e; i++) {
             const nvm_insn *in = &fn->code[i];
             if (i != s)
@@ -1121,7 +1704,9 @@ body:
             case NVM_OP_PICK: {
                 uint32_t src = H - 1 - (in->op == NVM_OP_PICK ? in->a : 0);
                 vent v = c->vs[src];
-                if (v.kind == V_REG) {
+                if (v.home) {
+                    /* another use of the same home register */
+                } else if (v.kind == V_REG || v.kind == V_FLD) {
                     v.reg = (uint8_t)alloc_gpr(c);
                     mov_rr(&c->a, v.reg, c->vs[src].reg);
                 } else if (v.kind == V_XREG) {
@@ -1139,8 +1724,9 @@ body:
                 uint32_t n = in->op == NVM_OP_SWAP ? 1 : in->op == NVM_OP_ROT ? 2 : in->a;
                 uint32_t lo = H - 1 - n;
                 bool mem = false;
+                /* a V_FLD may read its own cell (after C code ran): it must not move either */
                 for (uint32_t q = lo; q < H; q++)
-                    mem |= c->vs[q].kind == V_MEM;
+                    mem |= c->vs[q].kind == V_MEM || c->vs[q].kind == V_FLD;
                 if (!mem) { /* permute descriptors */
                     vent t = c->vs[lo];
                     memmove(&c->vs[lo], &c->vs[lo + 1], sizeof(vent) * n);
@@ -1181,6 +1767,20 @@ body:
                     push(c, c->cslot[in->a]);
                     break;
                 }
+                int hk = home_of(c, in->a);
+                if (hk >= 0) {
+                    tmask tm = (tmask)(sm & TM_ANY);
+                    bool x = c->hp->x[hk];
+                    if (c->hp->kind[hk] != HK_PTR && home_kind(tm) == c->hp->kind[hk]) {
+                        home_ensure(c, 1u << hk);
+                        vent v = mk(x ? V_XREG : V_REG, tm);
+                        v.reg = c->hp->reg[hk];
+                        v.home = 1;
+                        v.slot = in->a;
+                        push(c, v);
+                        break;
+                    }
+                }
                 int ck = cache_find(c, in->a);
                 if (ck >= 0) {
                     /* stored in this block: copy the register instead of reloading memory */
@@ -1204,11 +1804,22 @@ body:
             case NVM_OP_STORE: {
                 uint32_t n = in->a;
                 for (uint32_t q = 0; q + 1 < H; q++)
-                    if (c->vs[q].kind == V_SLOT && c->vs[q].slot == n)
+                    if ((c->vs[q].kind == V_SLOT || c->vs[q].home) && c->vs[q].slot == n)
                         mat(c, q);
                 vent *v = &c->vs[H - 1];
                 int t = nvm_tm_single(v->m);
                 bool known = t >= 0 && c->sl[n] == v->m;
+                int hk = home_of(c, n);
+                if (hk >= 0) {
+                    /* written through to memory, and kept in the home register */
+                    cache_drop(c, n);
+                    if (!(v->kind == V_SLOT && v->slot == n) && !(v->home && v->slot == n))
+                        store_to(c, v, H - 1, R14, slotd(n), known);
+                    home_set(c, (uint32_t)hk, v, H - 1);
+                    c->sl[n] = v->m;
+                    pop_n(c, 1);
+                    break;
+                }
                 if (!(v->kind == V_SLOT && v->slot == n)) {
                     cache_drop(c, n);
                     store_to(c, v, H - 1, R14, slotd(n), known);
@@ -1219,6 +1830,7 @@ body:
                     c->cached[c->ncached] = n;
                     c->creg[c->ncached] = (int8_t)v->reg;
                     c->cxmm[c->ncached] = v->kind == V_XREG;
+                    c->cptr[c->ncached] = false;
                     c->ncached++;
                     c->H--;
                 } else {
@@ -1280,8 +1892,11 @@ body:
             case NVM_OP_GE: {
                 const nvm_insn *nx = i + 1 < e ? &fn->code[i + 1] : NULL;
                 bool fuse = nx != NULL && (nx->op == NVM_OP_JZ || nx->op == NVM_OP_JNZ);
-                if (fuse)
+                if (fuse) {
                     flush_below(c, H - 2);
+                    home_ensure(c, home_entry(c, nx->a) |
+                                       (i + 2 < fn->ninsn ? home_entry(c, i + 2) : 0));
+                }
                 int cc = 0;
                 uint32_t target = fuse ? c->ilabel0 + nx->a : UINT32_MAX;
                 int flags = compare(c, i, in->op, &cc, target, fuse && nx->op == NVM_OP_JNZ);
@@ -1320,11 +1935,17 @@ body:
                 break;
             case NVM_OP_JMP:
                 flush_all(c);
-                jmp(&c->a, c->ilabel0 + in->a);
+                home_ensure(c, home_entry(c, in->a));
+                if (c->blk_extra > 0) /* charged already: past the target's check */
+                    jmp(&c->a, c->post0 + f->blk_of[in->a]);
+                else
+                    jmp(&c->a, c->ilabel0 + in->a);
                 break;
             case NVM_OP_JZ:
             case NVM_OP_JNZ:
                 flush_below(c, H - 1);
+                home_ensure(c,
+                            home_entry(c, in->a) | (i + 1 < fn->ninsn ? home_entry(c, i + 1) : 0));
                 branch_on_top(c, i, in->op == NVM_OP_JNZ, c->ilabel0 + in->a);
                 break;
             case NVM_OP_CALL: {
@@ -1398,6 +2019,7 @@ body:
                     c->a.cur = saved;
                 }
                 cache_clear(c);
+                c->hvalid = 0; /* the callee has its own homes */
                 pop_n(c, cf->consumed);
                 if (cf->returns)
                     push(c, mk(V_MEM, TM_ANY));
@@ -1427,27 +2049,51 @@ body:
             case NVM_OP_HALT: emit_epilogue(c, NVM_RT_END); break;
             case NVM_OP_GET_FIELD: {
                 uint32_t done = x64_label(&c->a);
-                uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
+                /* the value stays in the map entry (V_FLD) while a register is free and few
+                 * such entries are pending (they are never spilled), else it is copied */
+                int fr = -1;
+                uint32_t nfld = 0;
+                for (uint32_t q = 0; q < H; q++)
+                    nfld += c->vs[q].kind == V_FLD;
+                for (int k = 0; k < NGPR && nfld < 2 && fr < 0; k++)
+                    if (!(c->gused & (1u << k))) {
+                        c->gused |= 1u << k;
+                        fr = gpr_pool[k];
+                    }
+                obj_prepare(c, H - 1);
+                uint32_t stub = slow_stub(c, i, H - 1, fr >= 0 ? V_FLD : V_MEM, fr, done);
                 field_ic(c, i, H - 1, stub);
-                mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value));
-                mov_mr(&c->a, R13, cell(c, H - 1), RAX);
-                mov_rm(&c->a, RAX, RDX, (int32_t)offsetof(nvm_mapentry, value) + TAG);
-                mov_mr(&c->a, R13, cell(c, H - 1) + TAG, RAX);
+                if (fr >= 0) {
+                    mov_rr(&c->a, fr, RDX);
+                } else {
+                    mov_rm(&c->a, RAX, RDX, FLD);
+                    mov_mr(&c->a, R13, cell(c, H - 1), RAX);
+                    mov_rm(&c->a, RAX, RDX, FLD + TAG);
+                    mov_mr(&c->a, R13, cell(c, H - 1) + TAG, RAX);
+                }
                 x64_bind(&c->a, done);
+                refine_obj(c, H - 1, TM_MAP);
                 pop_n(c, 1);
-                push(c, mk(V_MEM, TM_ANY));
+                vent v = mk(fr >= 0 ? V_FLD : V_MEM, TM_ANY);
+                v.reg = (uint8_t)(fr >= 0 ? fr : 0);
+                push(c, v);
                 break;
             }
             case NVM_OP_SET_FIELD: {
                 uint32_t done = x64_label(&c->a);
+                /* the entry written may be one a pending GET_FIELD value still reads */
+                for (uint32_t q = 0; q + 1 < H; q++)
+                    if (c->vs[q].kind == V_FLD)
+                        mat(c, q);
+                obj_prepare(c, H - 2);
                 uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
                 field_ic(c, i, H - 2, stub);
-                mov_rr(&c->a, RCX, RDX);
-                /* the entry pointer is in RCX; store_to uses RAX only */
-                store_to(c, &c->vs[H - 1], H - 1, RCX, (int32_t)offsetof(nvm_mapentry, value),
+                /* the entry pointer is in RDX; store_to uses RAX only */
+                store_to(c, &c->vs[H - 1], H - 1, RDX, (int32_t)offsetof(nvm_mapentry, value),
                          false);
                 x64_bind(&c->a, done);
                 pop_n(c, 1); /* the map stays where it was */
+                refine_obj(c, H - 2, TM_MAP);
                 break;
             }
             case NVM_OP_ARR_GET:
@@ -1457,14 +2103,15 @@ body:
                 uint32_t done = x64_label(&c->a);
                 /* speculative int element: every failure continues in the generic version */
                 bool sint = !set && spec != NULL && spec[i] == 2;
+                obj_prepare(c, qa);
                 uint32_t stub = sint ? spec_exit(c, i, gen0)
                                      : slow_stub(c, i, set ? qa + 1 : qa, V_MEM, 0, done);
                 check_tag(c, qa, NVM_T_ARRAY, stub);
                 check_tag(c, qi, NVM_T_INT, stub);
-                obj_of(c, qa);
+                int ar = obj_of(c, qa);
                 ld(c, &c->vs[qi], qi, RDX);
                 /* negative index counts from the end */
-                mov32_rm(&c->a, RAX, RCX, (int32_t)offsetof(nvm_array, len));
+                mov32_rm(&c->a, RAX, ar, (int32_t)offsetof(nvm_array, len));
                 {
                     uint32_t pos = x64_label(&c->a);
                     test_rr(&c->a, RDX, RDX);
@@ -1475,10 +2122,11 @@ body:
                 alu_rr(&c->a, ALU_CMP, RDX, RAX);
                 jcc(&c->a, CC_AE, stub); /* unsigned: negative after the fix-up is out too */
                 shift_ri(&c->a, 4, RDX, 4);
-                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_array, items));
+                alu_rm(&c->a, ALU_ADD, RDX, ar, (int32_t)offsetof(nvm_array, items));
                 if (sint) {
                     alu32_mi(&c->a, ALU_CMP, RDX, TAG, NVM_T_INT);
                     jcc(&c->a, CC_NE, stub);
+                    refine_obj(c, qa, TM_ARR); /* any failure left this version */
                     pop_n(c, 2);
                     vent r = mk(V_REG, TM_INT);
                     r.reg = (uint8_t)alloc_gpr(c);
@@ -1497,6 +2145,7 @@ body:
                 x64_bind(&c->a, done);
                 if (set) {
                     pop_n(c, 2); /* the array stays */
+                    refine_obj(c, qa, TM_ARR);
                 } else {
                     pop_n(c, 2);
                     push(c, mk(V_MEM, TM_ANY));
@@ -1537,28 +2186,31 @@ body:
             case NVM_OP_ARR_PUSH: {
                 /* append in place while there is capacity; the helper grows the array */
                 uint32_t done = x64_label(&c->a);
+                obj_prepare(c, H - 2);
                 uint32_t stub = slow_stub(c, i, H - 1, V_MEM, 0, done);
                 check_tag(c, H - 2, NVM_T_ARRAY, stub);
-                obj_of(c, H - 2);
-                mov32_rm(&c->a, RDX, RCX, (int32_t)offsetof(nvm_array, len));
-                alu32_rm(&c->a, ALU_CMP, RDX, RCX, (int32_t)offsetof(nvm_array, cap));
+                int ar = obj_of(c, H - 2);
+                mov32_rm(&c->a, RDX, ar, (int32_t)offsetof(nvm_array, len));
+                alu32_rm(&c->a, ALU_CMP, RDX, ar, (int32_t)offsetof(nvm_array, cap));
                 jcc(&c->a, CC_AE, stub);
-                alu32_mi(&c->a, ALU_ADD, RCX, (int32_t)offsetof(nvm_array, len), 1);
+                alu32_mi(&c->a, ALU_ADD, ar, (int32_t)offsetof(nvm_array, len), 1);
                 shift_ri(&c->a, 4, RDX, 4);
-                alu_rm(&c->a, ALU_ADD, RDX, RCX, (int32_t)offsetof(nvm_array, items));
+                alu_rm(&c->a, ALU_ADD, RDX, ar, (int32_t)offsetof(nvm_array, items));
                 store_to(c, &c->vs[H - 1], H - 1, RDX, 0, false);
                 x64_bind(&c->a, done);
                 pop_n(c, 1); /* the array stays */
+                refine_obj(c, H - 2, TM_ARR);
                 break;
             }
             case NVM_OP_ARR_LEN:
             case NVM_OP_LEN: {
                 uint32_t after = x64_label(&c->a), done = x64_label(&c->a);
+                obj_prepare(c, H - 1);
                 int r = alloc_gpr(c);
                 uint32_t stub = slow_stub(c, i, H - 1, V_REG, r, after);
                 check_tag(c, H - 1, NVM_T_ARRAY, stub);
-                obj_of(c, H - 1);
-                mov32_rm(&c->a, r, RCX, (int32_t)offsetof(nvm_array, len));
+                int ar = obj_of(c, H - 1);
+                mov32_rm(&c->a, r, ar, (int32_t)offsetof(nvm_array, len));
                 x64_bind(&c->a, after);
                 x64_bind(&c->a, done);
                 pop_n(c, 1);
@@ -1590,8 +2242,11 @@ body:
         /* falling into the next block: everything to memory */
         uint8_t last = fn->code[e - 1].op;
         if (!(last == NVM_OP_JMP || last == NVM_OP_RET || last == NVM_OP_HALT ||
-              last == NVM_OP_THROW))
+              last == NVM_OP_THROW)) {
             flush_all(c);
+            if (e < fn->ninsn)
+                home_ensure(c, home_entry(c, e));
+        }
         if (last == NVM_OP_THROW) {
             mov_ri(&c->a, RAX, NVM_RT_ERR);
             jmp(&c->a, c->unw);
@@ -1628,7 +2283,7 @@ body:
 }
 
 /* The entry trampoline: int tramp(vm, fn, r13, r14, int64_t *gas, void *stack_top). Saves the
- * callee-saved registers and the C stack pointer (in RBP), switches to the run's stack, calls
+ * callee-saved registers, switches to the run's stack (the C stack pointer saved on it), calls
  * the function and hands back the countdown. */
 static void emit_trampoline(x64_asm *a)
 {
@@ -1639,15 +2294,20 @@ static void emit_trampoline(x64_asm *a)
     push_r(a, R14);
     push_r(a, R15);
     push_r(a, R8);
-    mov_rr(a, RBP, RSP);
+    /* the C stack pointer, twice (16-byte alignment), at the top of the run's stack */
+    mov_rr(a, RAX, RSP);
     mov_rr(a, RSP, R9);
+    push_r(a, RAX);
+    push_r(a, RAX);
     mov_rr(a, R12, RDI);
     mov_rm(a, RBX, RDI, VOFF(jit_pool));
     mov_rr(a, R13, RDX);
     mov_rr(a, R14, RCX);
     mov_rm(a, R15, R8, 0);
     call_r(a, RSI);
-    mov_rr(a, RSP, RBP);
+    pop_r(a, RCX);
+    pop_r(a, RCX);
+    mov_rr(a, RSP, RCX);
     pop_r(a, R8);
     mov_mr(a, R8, 0, R15);
     pop_r(a, R15);
@@ -1763,15 +2423,32 @@ nvm_status nvm_jit_compile(const nvm_module *m, nvm_jit_blob **out, nvm_error *e
             uint32_t l0 = c.a.nlabels;
             for (uint32_t i = 0; i < fn->ninsn; i++)
                 (void)x64_label(&c.a);
+            hplan hs, hg;
+            memset(&hs, 0, sizeof hs);
+            memset(&hg, 0, sizeof hg);
             if (!spec) {
+                if (!plan_homes(fn, &fi, c.W, c.S, &hs))
+                    c.a.oom = true;
+                c.hp = &hs;
+                c.hpg = NULL;
                 compile_fn(&c, &fi, l0, true, NULL, NULL, 0);
             } else {
                 uint32_t g0 = c.a.nlabels;
                 for (uint32_t i = 0; i < fn->ninsn; i++)
                     (void)x64_label(&c.a);
+                if (!plan_homes(fn, &fs, c.W, c.S, &hs) || !plan_homes(fn, &fg, c.W, c.S, &hg))
+                    c.a.oom = true;
+                c.hp = &hs;
+                c.hpg = &hg;
+                c.gblk_of = fg.blk_of;
                 compile_fn(&c, &fs, l0, true, site, argspec, g0);
+                c.hp = &hg;
+                c.hpg = NULL;
                 compile_fn(&c, &fg, g0, false, NULL, NULL, 0);
             }
+            hplan_free(&hs);
+            hplan_free(&hg);
+            c.hp = c.hpg = NULL;
         }
         free(site);
         free(argspec);

@@ -9,8 +9,8 @@
  *
  * Native calling convention between compiled functions (internal):
  *   r12 = vm, r13 = &stack[entry height] of the running frame, r14 = its slots, r15 = the gas
- *   countdown (interp.c's gas_left), rbx = the module's constant pool, rbp = reserved (the
- *   trampoline's saved stack pointer).
+ *   countdown (interp.c's gas_left), rbx = the module's constant pool. rbp is allocatable (a
+ *   callee may change it; the trampoline keeps the C stack pointer on the run's stack).
  *   A function returns eax = 0 (returned; its result is stored at the caller's top), 1 (error:
  *   status in vm->jit_status, frames left in place for the backtrace) or 2 (program ended).
  *   At entry rsp is 8 mod 16, as after a call.

@@ -218,6 +218,15 @@ static inline void lea(x64_asm *a, int dst, int base, int32_t disp)
     x64_op_rm(a, 1, 0x8D, dst, base, disp);
 }
 
+/* lea r, [r + r*4] (r not RBP or R13, which need a displacement as a base) */
+static inline void lea_x5(x64_asm *a, int r)
+{
+    x64_byte(a, (uint8_t)(0x48 | ((r & 8) ? 4 : 0) | ((r & 8) ? 2 : 0) | ((r & 8) ? 1 : 0)));
+    x64_byte(a, 0x8D);
+    x64_byte(a, (uint8_t)(((r & 7) << 3) | 4));
+    x64_byte(a, (uint8_t)((2 << 6) | ((r & 7) << 3) | (r & 7)));
+}
+
 /* ---- integer ALU: op is the /digit of 0x81 and (op << 3 | 1) the r/m,r form ---- */
 enum { ALU_ADD = 0, ALU_OR = 1, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7 };
 static inline void alu_rr(x64_asm *a, int op, int dst, int src)

@@ -36,6 +36,44 @@ int nvm_rt_step(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int6
     return NVM_RT_OK;
 }
 
+/* ---- the last map lookup ----
+ * A program that reads a key and then writes it (counts[w] = (counts[w] or 0) + 1) looks it up
+ * twice. The position found by a lookup is remembered (vm->jit_find_*) and reused by the next
+ * lookup or MAP_SET of the same map with the same key value (same int, or same string handle)
+ * while no collection has run: without a collection no handle is reused, so the same handle is
+ * the same (immutable) string; the entry at the position is checked to still hold the very key
+ * found there (a deletion leaves a tombstone, a compaction moves entries). */
+static bool same_key(nvm_value a, nvm_value b)
+{
+    if (a.type != b.type)
+        return false;
+    return a.type == NVM_T_INT ? a.as.i == b.as.i : a.as.h == b.as.h;
+}
+
+/* The entries[] position of key in map (a map value, key a str or int): -1 when absent. */
+static int64_t find(nvm_vm *vm, nvm_value map, nvm_value key)
+{
+    const nvm_map *m = nvm_heap_obj(&vm->heap, map);
+    if (vm->jit_find_map == map.as.h && vm->jit_find_gc == vm->heap.ncollections &&
+        same_key(vm->jit_find_key, key) && vm->jit_find_pos < m->nentries &&
+        same_key(m->entries[vm->jit_find_pos].key, vm->jit_find_hit))
+        return vm->jit_find_pos;
+    int64_t pos = nvm_map_find(&vm->heap, m, key);
+    if (pos >= 0) {
+        vm->jit_find_map = map.as.h;
+        vm->jit_find_pos = (uint32_t)pos;
+        vm->jit_find_key = key;
+        vm->jit_find_hit = m->entries[pos].key;
+        vm->jit_find_gc = vm->heap.ncollections;
+    }
+    return pos;
+}
+
+static bool map_key(nvm_value v)
+{
+    return v.type == NVM_T_STR || v.type == NVM_T_INT;
+}
+
 /* The common non-inline operations called directly, with the interpreter's exact semantics:
  * the operands stay on the stack (rooted) during the call and the same arena functions raise the
  * same errors; anything else (wrong operand types, the rarer forms) is stepped. */
@@ -64,21 +102,35 @@ int nvm_rt_fast(nvm_vm *vm, uint32_t idx, nvm_value *top, nvm_value *slots, int6
         return NVM_RT_OK;
     }
     case NVM_OP_MAP_GET:
-        if (top[-2].type != NVM_T_MAP)
-            break;
-        st = nvm_map_get(vm, top[-2], top[-1], &out, NULL);
-        goto two;
     case NVM_OP_MAP_HAS: {
+        /* as nvm_map_get (a key of another type raises there) */
         if (top[-2].type != NVM_T_MAP)
             break;
-        bool found = false;
-        st = nvm_map_get(vm, top[-2], top[-1], &out, &found);
-        out = nvm_bool(found);
-        goto two;
+        if (!map_key(top[-1])) {
+            st = nvm_map_get(vm, top[-2], top[-1], &out, NULL);
+            goto two;
+        }
+        int64_t pos = find(vm, top[-2], top[-1]);
+        if (in->op == NVM_OP_MAP_HAS)
+            out = nvm_bool(pos >= 0);
+        else if (pos >= 0)
+            out = ((const nvm_map *)nvm_heap_obj(&vm->heap, top[-2]))->entries[pos].value;
+        else
+            out = nvm_null();
+        put(&top[-2], &out);
+        return NVM_RT_OK;
     }
     case NVM_OP_MAP_SET:
         if (top[-3].type != NVM_T_MAP)
             break;
+        if (map_key(top[-2])) {
+            /* an existing key: as nvm_map_set, the value replaced in place */
+            int64_t pos = find(vm, top[-3], top[-2]);
+            if (pos >= 0) {
+                ((nvm_map *)nvm_heap_obj(&vm->heap, top[-3]))->entries[pos].value = top[-1];
+                return NVM_RT_OK;
+            }
+        }
         st = nvm_map_set(vm, top[-3], top[-2], top[-1]);
         goto done;
     case NVM_OP_MAP_DEL:
