@@ -1137,6 +1137,21 @@ static void emit_version(gen *g)
     }
 }
 
+/* the C locals of every stack position and slot (slots start unwritten: tag 7) */
+static void declare_locals(gen *g)
+{
+    for (uint32_t q = 0; q < g->W; q++)
+        put(g->b,
+            "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
+            " = 0;\n",
+            q, q, q);
+    for (uint32_t n = 0; n < g->S; n++)
+        put(g->b,
+            "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
+            " = 7;\n",
+            n, n, n);
+}
+
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument
  * types g->pspec[fi] */
 static void emit_pure(gen *g, const nvm_fninfo *fp)
@@ -1146,16 +1161,7 @@ static void emit_pure(gen *g, const nvm_fninfo *fp)
     put(b, "\n/* frameless f%" PRIu32 " */\nstatic PR p%" PRIu32 "(", fi, fi);
     pure_params(g, fi);
     put(b, ")\n{\n");
-    for (uint32_t q = 0; q < W; q++)
-        put(b,
-            "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
-            " = 0;\n",
-            q, q, q);
-    for (uint32_t n = 0; n < S; n++)
-        put(b,
-            "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
-            " = 7;\n",
-            n, n, n);
+    declare_locals(g);
     for (uint32_t q = 0; q < g->consumed; q++) {
         int t = nvm_tm_single(g->pspec[fi][q]);
         if (t >= 0)
@@ -1275,16 +1281,7 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
     put(b, "    int64_t gas = F(int64_t, O_jit_gas);\n    int rc = 0;\n");
     if (has_try)
         put(b, "    const uint32_t fr0 = F(uint32_t, O_depth) - 1;\n");
-    for (uint32_t q = 0; q < W; q++)
-        put(b,
-            "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
-            " = 0;\n",
-            q, q, q);
-    for (uint32_t n = 0; n < S; n++)
-        put(b,
-            "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
-            " = 7;\n",
-            n, n, n);
+    declare_locals(g);
     /* arguments from their cells; slots undefined */
     g->H = (uint32_t)g->consumed;
     for (uint32_t v = 0; v < W + S; v++) {

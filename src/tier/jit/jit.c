@@ -284,6 +284,7 @@ static int home_of(const jc *c, uint32_t slot)
 }
 static void ld(jc *c, const vent *e, uint32_t q, int r);
 /* After a STORE of entry v (position q) to home k's slot: the home holds the stored value. */
+static void ldf(jc *c, const vent *e, uint32_t q, int x);
 static void home_set(jc *c, uint32_t k, const vent *v, uint32_t q)
 {
     int h = c->hp->reg[k];
@@ -311,14 +312,7 @@ static void home_set(jc *c, uint32_t k, const vent *v, uint32_t q)
         c->hvalid &= ~bit;
         return;
     } else {
-        switch (v->kind) {
-        case V_MEM: movsd_xm(&c->a, h, R13, cell(c, q)); break;
-        case V_SLOT: movsd_xm(&c->a, h, R14, slotd(v->slot)); break;
-        case V_CONST: movsd_xm(&c->a, h, RBX, pool_disp(c, v->k)); break;
-        case V_REG: movq_xr(&c->a, h, v->reg); break;
-        case V_FLD: movsd_xm(&c->a, h, v->reg, FLD); break;
-        default: movapd_rr(&c->a, h, v->reg); break;
-        }
+        ldf(c, v, q, h);
     }
     c->hvalid |= bit;
 }
