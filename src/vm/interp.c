@@ -33,6 +33,14 @@
 #define NVM_COLD
 #endif
 
+#if defined(__wasm__) && !defined(NVM_NO_COMPUTED_GOTO)
+/* WebAssembly has no indirect jump: clang lowers computed gotos to one central br_table indexed by
+ * a label number loaded from a label table in linear memory. A switch on the dispatch id is the
+ * same br_table without that load; each op body ends with its own gas check and dispatch-id load
+ * (DISPATCH below), and the sandbox's build turns the br_table back into one indirect jump per op
+ * body (src/tier/wasm/w2c_dispatch.c). */
+#define NVM_NO_COMPUTED_GOTO 1
+#endif
 #if defined(__GNUC__) && !defined(NVM_NO_COMPUTED_GOTO)
 #define NVM_COMPUTED_GOTO 1
 #else
@@ -325,6 +333,17 @@ static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, u
         ip++;                                                                                      \
         DISPATCH();                                                                                \
     } while (0)
+#if defined(__wasm__)
+/* Ends an op body with the gas check and the switch on the next dispatch id (see above). */
+#undef DISPATCH
+#define DISPATCH()                                                                                 \
+    do {                                                                                           \
+        if (UNLIKELY(--gas_left < 0))                                                              \
+            goto gas_event;                                                                        \
+        opsel = ip->pad;                                                                           \
+        goto reswitch;                                                                             \
+    } while (0)
+#endif
 #define SYNC() (vm->sp = (uint32_t)(sp - stack))
 /* Gas charged so far: the countdown holds at most NVM_GAS_CHUNK of the remaining gas, the rest
  * waits in vm->gas_rest; each refill is a point where the interrupt hook runs. */
@@ -731,6 +750,9 @@ NVM_INTERP_ATTR static nvm_status interp_core(nvm_vm *vm, int mode, uint32_t slo
     DISPATCH();
     {
 #else
+#if defined(__wasm__)
+    goto dispatch; /* the op bodies no longer jump to this label */
+#endif
 dispatch:
     if (UNLIKELY(--gas_left < 0))
         goto gas_event;
