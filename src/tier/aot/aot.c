@@ -1137,6 +1137,17 @@ static void emit_version(gen *g)
     }
 }
 
+/* emits one version: labels pre<i>, analysis f, speculation sites spec, generic version gf */
+static void emit_as(gen *g, char pre, const nvm_fninfo *f, const uint8_t *spec,
+                    const nvm_fninfo *gf)
+{
+    g->pre = pre;
+    g->f = f;
+    g->spec = spec;
+    g->gf = gf;
+    emit_version(g);
+}
+
 /* the C locals of every stack position and slot (slots start unwritten: tag 7) */
 static void declare_locals(gen *g)
 {
@@ -1176,11 +1187,7 @@ static void emit_pure(gen *g, const nvm_fninfo *fp)
     g->H = (uint32_t)g->consumed;
     g->pure = true;
     jump_to(g, 'P', fp, 0);
-    g->pre = 'P';
-    g->f = fp;
-    g->spec = NULL;
-    g->gf = NULL;
-    emit_version(g);
+    emit_as(g, 'P', fp, NULL, NULL);
     g->pure = false;
     put(b, "    return PBAIL;\n}\n");
 }
@@ -1299,20 +1306,11 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
         jump_to(g, 'L', fs, 0);
         put(b, "E:\n");
         jump_to(g, 'G', fg, 0);
-        g->pre = 'L';
-        g->f = fs;
-        g->spec = site;
-        g->gf = fg;
-        emit_version(g);
-        g->pre = 'G';
+        emit_as(g, 'L', fs, site, fg);
     } else {
         jump_to(g, 'G', fg, 0);
-        g->pre = 'G';
     }
-    g->f = fg;
-    g->spec = NULL;
-    g->gf = NULL;
-    emit_version(g);
+    emit_as(g, 'G', fg, NULL, NULL);
     put(b, "unwind:\n");
     if (has_try) {
         put(b, "    if (rc == 1) {\n        switch (RT->catch_(vm, fr0)) {\n");
