@@ -35,6 +35,7 @@ printf 'garbage\000' >"$T/nul.casm"
 expect aot-bad-source 3 "NUL byte" -- env NVM_CACHE_DIR="$T/aot-cache" "$NVM" aot "$T/nul.casm"
 expect aot-bad-option 2 "unknown option" -- "$NVM" aot --bogus "$T/hi.casm"
 expect aot-policy-bare 2 "applies to capsules" -- "$NVM" aot --policy p.json "$T/hi.casm"
+expect aot-emit-unwritable 70 "cannot write" -- "$NVM" aot --emit-c "$T/no/such/dir/x.c" "$T/hi.casm"
 expect cache-bad-command 2 "cache list|clear" -- "$NVM" cache frob
 expect run-bad-gas 2 "--gas" -- "$NVM" run --gas -5 "$T/hi.casm"
 expect run-bad-mem 2 "--max-memory" -- "$NVM" run --max-memory 12Q "$T/hi.casm"

@@ -16,57 +16,15 @@
  * record is pushed; a handler of the frame is found by nvm_rt_catch and entered by a switch.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aot.h"
 #include "../native/analysis.h"
+#include "../../trust/api_util.h"
 #include "../../isa/isa.h"
 #include "../../trust/crypto.h"
-
-/* ---- text buffer ---- */
-typedef struct tb {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} tb;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void
-put(tb *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = vsnprintf(b->p != NULL ? b->p + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = b->cap ? b->cap * 2 : 65536;
-        while (nc - b->len <= (size_t)n)
-            nc *= 2;
-        char *q = realloc(b->p, nc);
-        if (q == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-}
 
 /* ---- the layout the generated code depends on ---- */
 typedef struct layout {
@@ -229,7 +187,7 @@ static const char *const prelude[] = {
 enum { R_G = -1, R_F = NVM_T_FLOAT };
 
 typedef struct gen {
-    tb *b;
+    nvm_tb *b;
     const nvm_module *m;
     const nvm_func *fn;
     uint32_t fi;
@@ -287,12 +245,12 @@ static int rep_of(tmask m)
     return t < 0 ? R_G : t;
 }
 
-static void put_i64(tb *b, int64_t v)
+static void put_i64(nvm_tb *b, int64_t v)
 {
     if (v == INT64_MIN)
-        put(b, "INT64_MIN");
+        nvm_tb_printf(b, "INT64_MIN");
     else
-        put(b, "INT64_C(%" PRId64 ")", v);
+        nvm_tb_printf(b, "INT64_C(%" PRId64 ")", v);
 }
 
 /* dst (an nvm_value lvalue) = the value of v */
@@ -300,26 +258,28 @@ static void store_val(gen *g, uint32_t v, const char *dst)
 {
     int r = g->rep[v];
     if (r == R_F)
-        put(g->b, "    %s.as.f = %s; %s.type = 3;\n", dst, N(g, v, 'D').s, dst);
+        nvm_tb_printf(g->b, "    %s.as.f = %s; %s.type = 3;\n", dst, N(g, v, 'D').s, dst);
     else if (r == R_G)
-        put(g->b, "    %s.as.i = %s; %s.type = %s;\n", dst, N(g, v, 'I').s, dst, N(g, v, 'T').s);
+        nvm_tb_printf(g->b, "    %s.as.i = %s; %s.type = %s;\n", dst, N(g, v, 'I').s, dst,
+                      N(g, v, 'T').s);
     else
-        put(g->b, "    %s.as.i = %s; %s.type = %d;\n", dst, N(g, v, 'I').s, dst, r);
+        nvm_tb_printf(g->b, "    %s.as.i = %s; %s.type = %d;\n", dst, N(g, v, 'I').s, dst, r);
 }
 
 /* the locals of v in representation r = src (an nvm_value lvalue) */
 static void load_val(gen *g, uint32_t v, const char *src, int r)
 {
     if (r == R_F)
-        put(g->b, "    %s = %s.as.f;\n", N(g, v, 'D').s, src);
+        nvm_tb_printf(g->b, "    %s = %s.as.f;\n", N(g, v, 'D').s, src);
     else if (r == R_G)
-        put(g->b, "    %s = %s.as.i; %s = %s.type;\n", N(g, v, 'I').s, src, N(g, v, 'T').s, src);
+        nvm_tb_printf(g->b, "    %s = %s.as.i; %s = %s.type;\n", N(g, v, 'I').s, src,
+                      N(g, v, 'T').s, src);
     else if (r == NVM_T_BOOL)
-        put(g->b, "    %s = %s.as.b;\n", N(g, v, 'I').s, src);
+        nvm_tb_printf(g->b, "    %s = %s.as.b;\n", N(g, v, 'I').s, src);
     else if (r == NVM_T_INT)
-        put(g->b, "    %s = %s.as.i;\n", N(g, v, 'I').s, src);
+        nvm_tb_printf(g->b, "    %s = %s.as.i;\n", N(g, v, 'I').s, src);
     else if (r == NVM_T_STR || r == NVM_T_ARRAY || r == NVM_T_MAP)
-        put(g->b, "    %s = %s.as.h;\n", N(g, v, 'I').s, src);
+        nvm_tb_printf(g->b, "    %s = %s.as.h;\n", N(g, v, 'I').s, src);
 }
 
 /* writes every value the cells do not hold yet (no state change: may be in a branch) */
@@ -342,12 +302,13 @@ static void coerce(gen *g, uint32_t v, int from, int to)
     if (from == to)
         return;
     if (to == R_F)
-        put(g->b, "    %s = BD(%s);\n", N(g, v, 'D').s, N(g, v, 'I').s);
+        nvm_tb_printf(g->b, "    %s = BD(%s);\n", N(g, v, 'D').s, N(g, v, 'I').s);
     else if (from == R_F)
-        put(g->b, "    %s = DB(%s);%s%s%s\n", N(g, v, 'I').s, N(g, v, 'D').s, to == R_G ? " " : "",
-            to == R_G ? N(g, v, 'T').s : "", to == R_G ? " = 3;" : "");
+        nvm_tb_printf(g->b, "    %s = DB(%s);%s%s%s\n", N(g, v, 'I').s, N(g, v, 'D').s,
+                      to == R_G ? " " : "", to == R_G ? N(g, v, 'T').s : "",
+                      to == R_G ? " = 3;" : "");
     else if (to == R_G)
-        put(g->b, "    %s = %d;\n", N(g, v, 'T').s, from);
+        nvm_tb_printf(g->b, "    %s = %d;\n", N(g, v, 'T').s, from);
 }
 
 /* the entry mask of v at the block of instruction t in analysis f */
@@ -365,7 +326,7 @@ static void jump_to(gen *g, char pre, const nvm_fninfo *f, uint32_t t)
     for (uint32_t v = 0; v < g->W + g->S; v++)
         if (v < g->H || v >= g->W)
             coerce(g, v, g->rep[v], rep_of(entry_mask(g, f, t, v)));
-    put(g->b, "    goto %c%" PRIu32 ";\n", pre, t);
+    nvm_tb_printf(g->b, "    goto %c%" PRIu32 ";\n", pre, t);
 }
 
 /* C expressions for the value at position q */
@@ -419,14 +380,14 @@ static nm isnum(const gen *g, uint32_t q)
 static void assign(gen *g, uint32_t v, int r, int vt, const char *expr)
 {
     if (r == R_F)
-        put(g->b, "    %s = %s;\n", N(g, v, 'D').s, expr);
+        nvm_tb_printf(g->b, "    %s = %s;\n", N(g, v, 'D').s, expr);
     else if (vt == NVM_T_FLOAT)
-        put(g->b, "    %s = DB(%s);%s%s%s\n", N(g, v, 'I').s, expr, r == R_G ? " " : "",
-            r == R_G ? N(g, v, 'T').s : "", r == R_G ? " = 3;" : "");
+        nvm_tb_printf(g->b, "    %s = DB(%s);%s%s%s\n", N(g, v, 'I').s, expr, r == R_G ? " " : "",
+                      r == R_G ? N(g, v, 'T').s : "", r == R_G ? " = 3;" : "");
     else if (r == R_G)
-        put(g->b, "    %s = %s; %s = %d;\n", N(g, v, 'I').s, expr, N(g, v, 'T').s, vt);
+        nvm_tb_printf(g->b, "    %s = %s; %s = %d;\n", N(g, v, 'I').s, expr, N(g, v, 'T').s, vt);
     else
-        put(g->b, "    %s = %s;\n", N(g, v, 'I').s, expr);
+        nvm_tb_printf(g->b, "    %s = %s;\n", N(g, v, 'I').s, expr);
 }
 
 static void set_res(gen *g, uint32_t v, int r)
@@ -439,62 +400,62 @@ static void set_res(gen *g, uint32_t v, int r)
 static void step(gen *g, uint32_t i, uint32_t top)
 {
     if (g->pure) {
-        put(g->b, "    return PBAIL;\n");
+        nvm_tb_printf(g->b, "    return PBAIL;\n");
         return;
     }
     flush(g);
-    put(g->b,
-        "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
-        "    if (U(rc != 0)) { gas += %" PRIu32 "; goto unwind; }\n",
-        i, cl(g, top), g->blk_end - (i + 1));
+    nvm_tb_printf(g->b,
+                  "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
+                  "    if (U(rc != 0)) { gas += %" PRIu32 "; goto unwind; }\n",
+                  i, cl(g, top), g->blk_end - (i + 1));
 }
 
 /* the cold path of an inlined instruction: stepped, then position q reloaded (rep r) */
 static void slow_reload(gen *g, uint32_t i, int q, int r)
 {
     if (g->pure) {
-        put(g->b, "    if (U(!ok_)) return PBAIL;\n    }\n");
+        nvm_tb_printf(g->b, "    if (U(!ok_)) return PBAIL;\n    }\n");
         return;
     }
-    put(g->b, "    if (U(!ok_)) {\n");
+    nvm_tb_printf(g->b, "    if (U(!ok_)) {\n");
     step(g, i, g->H);
     if (q >= 0)
         load_val(g, (uint32_t)q, cell(g, (uint32_t)q).s, r);
-    put(g->b, "    }\n    }\n");
+    nvm_tb_printf(g->b, "    }\n    }\n");
 }
 
 static void arith(gen *g, uint32_t i, uint8_t op)
 {
-    tb *b = g->b;
+    nvm_tb *b = g->b;
     uint32_t H = g->H, x = H - 2, y = H - 1;
     int r = rep_of(g->post[x]);
     static const char *const bi[] = {"add", "sub", "mul"};
     static const char ch[] = {'+', '-', '*', '/'};
     int k = op == NVM_OP_ADD ? 0 : op == NVM_OP_SUB ? 1 : op == NVM_OP_MUL ? 2 : 3;
     char e[400];
-    put(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", is(g, x, NVM_T_INT).s,
-        is(g, y, NVM_T_INT).s);
+    nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", is(g, x, NVM_T_INT).s,
+                  is(g, y, NVM_T_INT).s);
     if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
-        put(b, "    if (L(%s != 0 && (%s != -1 || %s != INT64_MIN))) {\n", xi(g, y).s, xi(g, y).s,
-            xi(g, x).s);
+        nvm_tb_printf(b, "    if (L(%s != 0 && (%s != -1 || %s != INT64_MIN))) {\n", xi(g, y).s,
+                      xi(g, y).s, xi(g, x).s);
         snprintf(e, sizeof e, "%s %c %s", xi(g, x).s, op == NVM_OP_DIV ? '/' : '%', xi(g, y).s);
     } else {
-        put(b, "    int64_t r_;\n    if (L(!__builtin_%s_overflow(%s, %s, &r_))) {\n", bi[k],
-            xi(g, x).s, xi(g, y).s);
+        nvm_tb_printf(b, "    int64_t r_;\n    if (L(!__builtin_%s_overflow(%s, %s, &r_))) {\n",
+                      bi[k], xi(g, x).s, xi(g, y).s);
         snprintf(e, sizeof e, "r_");
     }
     assign(g, x, r, NVM_T_INT, e);
-    put(b, "    ok_ = 1; }\n    }");
+    nvm_tb_printf(b, "    ok_ = 1; }\n    }");
     if (op != NVM_OP_MOD) {
-        put(b, " else if (%s && %s", isnum(g, x).s, isnum(g, y).s);
+        nvm_tb_printf(b, " else if (%s && %s", isnum(g, x).s, isnum(g, y).s);
         if (op == NVM_OP_DIV)
-            put(b, " && %s != 0.0", xf(g, y).s);
-        put(b, ") {\n");
+            nvm_tb_printf(b, " && %s != 0.0", xf(g, y).s);
+        nvm_tb_printf(b, ") {\n");
         snprintf(e, sizeof e, "%s %c %s", xf(g, x).s, ch[k], xf(g, y).s);
         assign(g, x, r, NVM_T_FLOAT, e);
-        put(b, "    ok_ = 1;\n    }");
+        nvm_tb_printf(b, "    ok_ = 1;\n    }");
     }
-    put(b, "\n");
+    nvm_tb_printf(b, "\n");
     slow_reload(g, i, (int)x, r);
     set_res(g, x, r);
 }
@@ -502,7 +463,7 @@ static void arith(gen *g, uint32_t i, uint8_t op)
 /* Comparison: its result is left in the C variable r_ (inside an open brace) */
 static void compare(gen *g, uint32_t i, uint8_t op)
 {
-    tb *b = g->b;
+    nvm_tb *b = g->b;
     uint32_t H = g->H, x = H - 2, y = H - 1;
     const char *o = op == NVM_OP_EQ   ? "=="
                     : op == NVM_OP_NE ? "!="
@@ -511,22 +472,22 @@ static void compare(gen *g, uint32_t i, uint8_t op)
                     : op == NVM_OP_GT ? ">"
                                       : ">=";
     bool eq = op == NVM_OP_EQ || op == NVM_OP_NE;
-    put(b, "    { int ok_ = 1, r_ = 0;\n");
-    put(b, "    if (%s && %s) r_ = %s %s %s;\n", is(g, x, NVM_T_INT).s, is(g, y, NVM_T_INT).s,
-        xi(g, x).s, o, xi(g, y).s);
+    nvm_tb_printf(b, "    { int ok_ = 1, r_ = 0;\n");
+    nvm_tb_printf(b, "    if (%s && %s) r_ = %s %s %s;\n", is(g, x, NVM_T_INT).s,
+                  is(g, y, NVM_T_INT).s, xi(g, x).s, o, xi(g, y).s);
     if (eq)
-        put(b, "    else if (%s && %s) r_ = (int)%s %s (int)%s;\n", is(g, x, NVM_T_BOOL).s,
-            is(g, y, NVM_T_BOOL).s, xi(g, x).s, o, xi(g, y).s);
+        nvm_tb_printf(b, "    else if (%s && %s) r_ = (int)%s %s (int)%s;\n",
+                      is(g, x, NVM_T_BOOL).s, is(g, y, NVM_T_BOOL).s, xi(g, x).s, o, xi(g, y).s);
     /* int against float is compared exactly by the runtime */
-    put(b, "    else if (%s && %s) r_ = %s %s %s;\n    else ok_ = 0;\n", is(g, x, NVM_T_FLOAT).s,
-        is(g, y, NVM_T_FLOAT).s, xf(g, x).s, o, xf(g, y).s);
+    nvm_tb_printf(b, "    else if (%s && %s) r_ = %s %s %s;\n    else ok_ = 0;\n",
+                  is(g, x, NVM_T_FLOAT).s, is(g, y, NVM_T_FLOAT).s, xf(g, x).s, o, xf(g, y).s);
     if (g->pure) {
-        put(b, "    if (U(!ok_)) return PBAIL;\n");
+        nvm_tb_printf(b, "    if (U(!ok_)) return PBAIL;\n");
         return;
     }
-    put(b, "    if (U(!ok_)) {\n");
+    nvm_tb_printf(b, "    if (U(!ok_)) {\n");
     step(g, i, H);
-    put(b, "    r_ = base[%lld].as.b;\n    }\n", cl(g, x));
+    nvm_tb_printf(b, "    r_ = base[%lld].as.b;\n    }\n", cl(g, x));
 }
 
 /* truthiness of position q */
@@ -565,34 +526,34 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
 {
     int r = g->rep[v];
     if (r == R_F)
-        put(g->b, "    %s = %s;\n", N(g, w, 'D').s, N(g, v, 'D').s);
+        nvm_tb_printf(g->b, "    %s = %s;\n", N(g, w, 'D').s, N(g, v, 'D').s);
     else
-        put(g->b, "    %s = %s;\n", N(g, w, 'I').s, N(g, v, 'I').s);
+        nvm_tb_printf(g->b, "    %s = %s;\n", N(g, w, 'I').s, N(g, v, 'I').s);
     if (r == R_G)
-        put(g->b, "    %s = %s;\n", N(g, w, 'T').s, N(g, v, 'T').s);
+        nvm_tb_printf(g->b, "    %s = %s;\n", N(g, w, 'T').s, N(g, v, 'T').s);
     set_res(g, w, r);
 }
 
 /* the object of the handle at position q */
 static void obj(gen *g, uint32_t q)
 {
-    put(g->b, "    char *o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n", xi(g, q).s);
+    nvm_tb_printf(g->b, "    char *o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n", xi(g, q).s);
 }
 
 /* map-entry lookup through the instruction's inline cache: e_ = the entry of field a of the map
  * at position q, or the cold path */
 static void field_entry(gen *g, uint32_t i, uint32_t q, uint32_t a)
 {
-    put(g->b, "    if (%s) {\n", is(g, q, NVM_T_MAP).s);
+    nvm_tb_printf(g->b, "    if (%s) {\n", is(g, q, NVM_T_MAP).s);
     obj(g, q);
-    put(g->b,
-        "    uint32_t pos_ = *(const uint32_t *)(PFCODE(%" PRIu32 ") + %" PRIu32
-        "u * SZ_insn + O_insn_k);\n"
-        "    if (L(pos_ < *(uint32_t *)(o_ + O_map_nentries))) {\n"
-        "    char *e_ = *(char **)(o_ + O_map_entries) + (size_t)pos_ * SZ_mapentry;\n"
-        "    if (L(((nvm_value *)(e_ + O_me_key))->type == 4 && ((nvm_value *)(e_ + "
-        "O_me_key))->as.h == F(nvm_value *, O_consts)[%" PRIu32 "].as.h)) {\n",
-        g->fi, i, a);
+    nvm_tb_printf(g->b,
+                  "    uint32_t pos_ = *(const uint32_t *)(PFCODE(%" PRIu32 ") + %" PRIu32
+                  "u * SZ_insn + O_insn_k);\n"
+                  "    if (L(pos_ < *(uint32_t *)(o_ + O_map_nentries))) {\n"
+                  "    char *e_ = *(char **)(o_ + O_map_entries) + (size_t)pos_ * SZ_mapentry;\n"
+                  "    if (L(((nvm_value *)(e_ + O_me_key))->type == 4 && ((nvm_value *)(e_ + "
+                  "O_me_key))->as.h == F(nvm_value *, O_consts)[%" PRIu32 "].as.h)) {\n",
+                  g->fi, i, a);
 }
 
 /* ---- frameless calls ----
@@ -674,11 +635,11 @@ static nm tagx(const gen *g, uint32_t q)
 static void pure_params(gen *g, uint32_t ci)
 {
     const nvm_func *cf = &g->m->funcs[ci];
-    put(g->b, "struct nvm_vm *vm, int64_t gas, int64_t df, int64_t ds, int64_t dl");
+    nvm_tb_printf(g->b, "struct nvm_vm *vm, int64_t gas, int64_t df, int64_t ds, int64_t dl");
     for (uint32_t k = 0; k < cf->consumed; k++) {
-        put(g->b, ", int64_t a%" PRIu32, k);
+        nvm_tb_printf(g->b, ", int64_t a%" PRIu32, k);
         if (nvm_tm_single(g->pspec[ci][k]) < 0)
-            put(g->b, ", uint32_t t%" PRIu32, k);
+            nvm_tb_printf(g->b, ", uint32_t t%" PRIu32, k);
     }
 }
 
@@ -688,44 +649,47 @@ static void pure_params(gen *g, uint32_t ci)
  * call was made without frames. */
 static void pure_call(gen *g, uint32_t ci, uint32_t H)
 {
-    tb *b = g->b;
+    nvm_tb *b = g->b;
     const nvm_func *cf = &g->m->funcs[ci];
     uint32_t lo = H - cf->consumed;
     long long h = cl(g, H);
     uint32_t need = cf->max_height - cf->consumed + 1;
-    put(b, "    if (L(1");
+    nvm_tb_printf(b, "    if (L(1");
     for (uint32_t k = 0; k < cf->consumed; k++) {
         int t = nvm_tm_single(g->pspec[ci][k]);
         if (t >= 0)
-            put(b, " && %s", is(g, lo + k, t).s);
+            nvm_tb_printf(b, " && %s", is(g, lo + k, t).s);
     }
-    put(b,
+    nvm_tb_printf(
+        b,
         " && df > 0 && ds - (%lld) >= %" PRIu32 " && dl - %" PRIu32 " >= %" PRIu32
         " &&\n          (const char *)__builtin_frame_address(0) >= CTX->stack_limit)) {\n",
         h, need, g->S, cf->nslots);
     if (!g->pure)
-        put(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
-    put(b, "    PR r_ = p%" PRIu32 "(vm, gas, df - 1, ds - (%lld), dl - %" PRIu32, ci, h, g->S);
+        nvm_tb_printf(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
+    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas, df - 1, ds - (%lld), dl - %" PRIu32, ci, h,
+                  g->S);
     for (uint32_t k = 0; k < cf->consumed; k++) {
-        put(b, ", %s", payload(g, lo + k).s);
+        nvm_tb_printf(b, ", %s", payload(g, lo + k).s);
         if (nvm_tm_single(g->pspec[ci][k]) < 0)
-            put(b, ", %s", tagx(g, lo + k).s);
+            nvm_tb_printf(b, ", %s", tagx(g, lo + k).s);
     }
-    put(b, ");\n");
+    nvm_tb_printf(b, ");\n");
     if (g->pure)
-        put(b, "    if (U(r_.g < 0)) return r_;\n");
+        nvm_tb_printf(b, "    if (U(r_.g < 0)) return r_;\n");
     else
-        put(b, "    if (L(r_.g >= 0)) {\n");
+        nvm_tb_printf(b, "    if (L(r_.g >= 0)) {\n");
     if (g->metered)
-        put(b, "    gas = r_.g%s;\n", g->prt[ci] < 0 ? " & GMASK" : "");
+        nvm_tb_printf(b, "    gas = r_.g%s;\n", g->prt[ci] < 0 ? " & GMASK" : "");
     if (g->prt[ci] < 0)
-        put(b, "    pI%" PRIu32 " = r_.v; pT%" PRIu32 " = (uint32_t)(r_.g >> 56);\n", lo, lo);
+        nvm_tb_printf(b, "    pI%" PRIu32 " = r_.v; pT%" PRIu32 " = (uint32_t)(r_.g >> 56);\n", lo,
+                      lo);
     else
-        put(b, "    pI%" PRIu32 " = r_.v; pT%" PRIu32 " = %d;\n", lo, lo, g->prt[ci]);
+        nvm_tb_printf(b, "    pI%" PRIu32 " = r_.v; pT%" PRIu32 " = %d;\n", lo, lo, g->prt[ci]);
     if (g->pure)
-        put(b, "    } else return PBAIL;\n");
+        nvm_tb_printf(b, "    } else return PBAIL;\n");
     else
-        put(b, "    pd_ = 1;\n    } else F(int64_t, O_gas_rest) = r0_;\n    }\n");
+        nvm_tb_printf(b, "    pd_ = 1;\n    } else F(int64_t, O_gas_rest) = r0_;\n    }\n");
 }
 
 /* before a branch on position q in a frameless version: truthiness the inline code does not
@@ -734,15 +698,15 @@ static void pure_truth_guard(gen *g, uint32_t q)
 {
     int r = g->rep[q];
     if (r == R_G)
-        put(g->b, "    if (U(pT%" PRIu32 " > 2)) return PBAIL;\n", q);
+        nvm_tb_printf(g->b, "    if (U(pT%" PRIu32 " > 2)) return PBAIL;\n", q);
     else if (r != NVM_T_BOOL && r != NVM_T_INT && r != NVM_T_NULL)
-        put(g->b, "    return PBAIL;\n");
+        nvm_tb_printf(g->b, "    return PBAIL;\n");
 }
 
 /* one version of the function (labels pre<i>) */
 static void emit_version(gen *g)
 {
-    tb *b = g->b;
+    nvm_tb *b = g->b;
     const nvm_func *fn = g->fn;
     const nvm_module *m = g->m;
     const nvm_fninfo *f = g->f;
@@ -760,20 +724,21 @@ static void emit_version(gen *g)
             g->rep[v] = (int8_t)rep_of(mk);
             g->dirty[v] = true;
         }
-        put(b, "%c%" PRIu32 ":\n", g->pre, s);
+        nvm_tb_printf(b, "%c%" PRIu32 ":\n", g->pre, s);
         if (!g->metered) {
             /* no gas code */
         } else if (g->pure) {
-            put(b,
-                "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
-                "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
-                "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n    }\n",
-                e - s, e - s, e - s, e - s);
+            nvm_tb_printf(b,
+                          "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
+                          "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
+                          "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n    }\n",
+                          e - s, e - s, e - s, e - s);
         } else {
-            put(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", e - s,
-                e - s);
+            nvm_tb_printf(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n",
+                          e - s, e - s);
             flush(g);
-            put(b,
+            nvm_tb_printf(
+                b,
                 "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
                 "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
                 "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
@@ -789,7 +754,7 @@ static void emit_version(gen *g)
             nvm_xfer(m, fn, i, g->post, &pH, g->post + W);
             if (g->spec != NULL && g->spec[i])
                 g->post[pH - 1] = g->spec[i] == 2 ? TM_INT : TM_FLOAT;
-            put(b, "    /* %" PRIu32 " %s */\n", i, opname(in->op));
+            nvm_tb_printf(b, "    /* %" PRIu32 " %s */\n", i, opname(in->op));
             switch (in->op) {
             case NVM_OP_NOP:
             case NVM_OP_POP: break;
@@ -806,23 +771,24 @@ static void emit_version(gen *g)
             case NVM_OP_PUSH_F64: {
                 int64_t bits;
                 memcpy(&bits, &in->k.f, 8);
-                put(b, "    pD%" PRIu32 " = BD(", H);
+                nvm_tb_printf(b, "    pD%" PRIu32 " = BD(", H);
                 put_i64(b, bits);
-                put(b, ");\n");
+                nvm_tb_printf(b, ");\n");
                 set_res(g, H, R_F);
                 break;
             }
             case NVM_OP_PUSH_BOOL:
-                put(b, "    pI%" PRIu32 " = %d;\n", H, in->b != 0);
+                nvm_tb_printf(b, "    pI%" PRIu32 " = %d;\n", H, in->b != 0);
                 set_res(g, H, NVM_T_BOOL);
                 break;
             case NVM_OP_PUSH_NULL:
-                put(b, "    pI%" PRIu32 " = 0;\n", H);
+                nvm_tb_printf(b, "    pI%" PRIu32 " = 0;\n", H);
                 set_res(g, H, NVM_T_NULL);
                 break;
             case NVM_OP_PUSH_STR:
-                put(b, "    pI%" PRIu32 " = F(nvm_value *, O_consts)[%" PRIu32 "].as.h;\n", H,
-                    in->a);
+                nvm_tb_printf(b,
+                              "    pI%" PRIu32 " = F(nvm_value *, O_consts)[%" PRIu32 "].as.h;\n",
+                              H, in->a);
                 set_res(g, H, NVM_T_STR);
                 break;
             case NVM_OP_DUP:
@@ -834,16 +800,17 @@ static void emit_version(gen *g)
                 uint32_t lo = H - 1 - n;
                 if (n == 0)
                     break;
-                put(b,
-                    "    { int64_t ti_ = pI%" PRIu32 "; double td_ = pD%" PRIu32
-                    "; uint32_t tt_ = pT%" PRIu32 ";\n",
-                    lo, lo, lo);
+                nvm_tb_printf(b,
+                              "    { int64_t ti_ = pI%" PRIu32 "; double td_ = pD%" PRIu32
+                              "; uint32_t tt_ = pT%" PRIu32 ";\n",
+                              lo, lo, lo);
                 for (uint32_t q = lo; q + 1 < H; q++)
-                    put(b,
-                        "    pI%" PRIu32 " = pI%" PRIu32 "; pD%" PRIu32 " = pD%" PRIu32
-                        "; pT%" PRIu32 " = pT%" PRIu32 ";\n",
-                        q, q + 1, q, q + 1, q, q + 1);
-                put(b, "    pI%" PRIu32 " = ti_; pD%" PRIu32 " = td_; pT%" PRIu32 " = tt_; }\n",
+                    nvm_tb_printf(b,
+                                  "    pI%" PRIu32 " = pI%" PRIu32 "; pD%" PRIu32 " = pD%" PRIu32
+                                  "; pT%" PRIu32 " = pT%" PRIu32 ";\n",
+                                  q, q + 1, q, q + 1, q, q + 1);
+                nvm_tb_printf(
+                    b, "    pI%" PRIu32 " = ti_; pD%" PRIu32 " = td_; pT%" PRIu32 " = tt_; }\n",
                     H - 1, H - 1, H - 1);
                 int8_t t = g->rep[lo];
                 for (uint32_t q = lo; q + 1 < H; q++)
@@ -855,9 +822,9 @@ static void emit_version(gen *g)
                 uint32_t v = W + in->a;
                 if (g->sl[in->a] & TM_UNDEF) {
                     if (g->rep[v] == R_G) {
-                        put(b, "    if (U(sT%" PRIu32 " == 7)) {\n", in->a);
+                        nvm_tb_printf(b, "    if (U(sT%" PRIu32 " == 7)) {\n", in->a);
                         step(g, i, H);
-                        put(b, "    }\n");
+                        nvm_tb_printf(b, "    }\n");
                     } else if (g->rep[v] == NVM_T_UNDEF) {
                         step(g, i, H);
                     }
@@ -872,10 +839,10 @@ static void emit_version(gen *g)
             case NVM_OP_DIV:
             case NVM_OP_MOD:
                 if (g->spec != NULL && g->spec[i] == 1) {
-                    put(b, "    if (U(!(%s && %s))) {\n    gas += %" PRIu32 ";\n",
-                        is(g, H - 2, NVM_T_FLOAT).s, is(g, H - 1, NVM_T_FLOAT).s, e - i);
+                    nvm_tb_printf(b, "    if (U(!(%s && %s))) {\n    gas += %" PRIu32 ";\n",
+                                  is(g, H - 2, NVM_T_FLOAT).s, is(g, H - 1, NVM_T_FLOAT).s, e - i);
                     jump_to(g, 'G', g->gf, i);
-                    put(b, "    }\n");
+                    nvm_tb_printf(b, "    }\n");
                     g->stk[H - 2] = g->stk[H - 1] = TM_FLOAT;
                 }
                 arith(g, i, in->op);
@@ -884,14 +851,14 @@ static void emit_version(gen *g)
                 uint32_t x = H - 1;
                 int r = rep_of(g->post[x]);
                 char ex[300];
-                put(b, "    { int ok_ = 0;\n    if (%s && %s != INT64_MIN) {\n",
-                    is(g, x, NVM_T_INT).s, xi(g, x).s);
+                nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s != INT64_MIN) {\n",
+                              is(g, x, NVM_T_INT).s, xi(g, x).s);
                 snprintf(ex, sizeof ex, "-%s", xi(g, x).s);
                 assign(g, x, r, NVM_T_INT, ex);
-                put(b, "    ok_ = 1;\n    } else if (%s) {\n", is(g, x, NVM_T_FLOAT).s);
+                nvm_tb_printf(b, "    ok_ = 1;\n    } else if (%s) {\n", is(g, x, NVM_T_FLOAT).s);
                 snprintf(ex, sizeof ex, "-%s", xf(g, x).s);
                 assign(g, x, r, NVM_T_FLOAT, ex);
-                put(b, "    ok_ = 1;\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 slow_reload(g, i, (int)x, r);
                 set_res(g, x, r);
                 break;
@@ -905,22 +872,22 @@ static void emit_version(gen *g)
                 const nvm_insn *nx = i + 1 < e ? &fn->code[i + 1] : NULL;
                 compare(g, i, in->op);
                 if (nx != NULL && (nx->op == NVM_OP_JZ || nx->op == NVM_OP_JNZ)) {
-                    put(b, "    /* %" PRIu32 " %s */\n    if (%sr_) {\n", i + 1, opname(nx->op),
-                        nx->op == NVM_OP_JZ ? "!" : "");
+                    nvm_tb_printf(b, "    /* %" PRIu32 " %s */\n    if (%sr_) {\n", i + 1,
+                                  opname(nx->op), nx->op == NVM_OP_JZ ? "!" : "");
                     g->H = H - 2;
                     jump_to(g, g->pre, f, nx->a);
-                    put(b, "    }\n    }\n");
+                    nvm_tb_printf(b, "    }\n    }\n");
                     fused = true;
                 } else {
                     assign(g, H - 2, NVM_T_BOOL, NVM_T_BOOL, "r_");
-                    put(b, "    }\n");
+                    nvm_tb_printf(b, "    }\n");
                     set_res(g, H - 2, NVM_T_BOOL);
                 }
                 break;
             }
             case NVM_OP_NOT:
                 if (g->rep[H - 1] == NVM_T_BOOL) {
-                    put(b, "    pI%" PRIu32 " = !(int)pI%" PRIu32 ";\n", H - 1, H - 1);
+                    nvm_tb_printf(b, "    pI%" PRIu32 " = !(int)pI%" PRIu32 ";\n", H - 1, H - 1);
                     set_res(g, H - 1, NVM_T_BOOL);
                     break;
                 }
@@ -929,19 +896,19 @@ static void emit_version(gen *g)
                 if (g->spec != NULL && g->spec[i] == 2) {
                     /* an int element, else the generic version redoes the instruction */
                     uint32_t qa = H - 2, qx = H - 1;
-                    put(b, "    { nvm_value *it_ = 0;\n    if (%s && %s) {\n",
-                        is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
+                    nvm_tb_printf(b, "    { nvm_value *it_ = 0;\n    if (%s && %s) {\n",
+                                  is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
                     obj(g, qa);
-                    put(b,
-                        "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
-                        "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
-                        "    if (L((uint64_t)k_ < n_)) {\n"
-                        "    it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n"
-                        "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
-                        "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
-                        xi(g, qx).s, e - i);
+                    nvm_tb_printf(b,
+                                  "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                                  "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
+                                  "    if (L((uint64_t)k_ < n_)) {\n"
+                                  "    it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n"
+                                  "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
+                                  "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
+                                  xi(g, qx).s, e - i);
                     jump_to(g, 'G', g->gf, i);
-                    put(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
+                    nvm_tb_printf(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
                     set_res(g, qa, NVM_T_INT);
                     break;
                 }
@@ -950,68 +917,72 @@ static void emit_version(gen *g)
                 bool set = in->op == NVM_OP_ARR_SET;
                 uint32_t qa = set ? H - 3 : H - 2, qx = qa + 1;
                 int r = rep_of(g->post[qa]);
-                put(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", is(g, qa, NVM_T_ARRAY).s,
-                    is(g, qx, NVM_T_INT).s);
+                nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n",
+                              is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
                 obj(g, qa);
-                put(b,
-                    "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
-                    "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
-                    "    if (L((uint64_t)k_ < n_)) {\n"
-                    "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n",
-                    xi(g, qx).s);
+                nvm_tb_printf(b,
+                              "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                              "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
+                              "    if (L((uint64_t)k_ < n_)) {\n"
+                              "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n",
+                              xi(g, qx).s);
                 if (set) {
                     store_val(g, H - 1, "(*it_)");
                 } else {
                     load_val(g, qa, "(*it_)", r);
                 }
-                put(b, "    ok_ = 1;\n    }\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n    }\n");
                 slow_reload(g, i, set ? -1 : (int)qa, r);
                 if (!set)
                     set_res(g, qa, r);
                 break;
             }
             case NVM_OP_ARR_PUSH:
-                put(b, "    { int ok_ = 0;\n    if (%s) {\n", is(g, H - 2, NVM_T_ARRAY).s);
+                nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s) {\n",
+                              is(g, H - 2, NVM_T_ARRAY).s);
                 obj(g, H - 2);
-                put(b, "    uint32_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
-                       "    if (L(n_ < *(uint32_t *)(o_ + O_array_cap))) {\n"
-                       "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + n_;\n");
+                nvm_tb_printf(b,
+                              "    uint32_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                              "    if (L(n_ < *(uint32_t *)(o_ + O_array_cap))) {\n"
+                              "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + n_;\n");
                 store_val(g, H - 1, "(*it_)");
-                put(b, "    *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n    ok_ = 1;\n    }\n"
-                       "    }\n");
+                nvm_tb_printf(b,
+                              "    *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n    ok_ = 1;\n    }\n"
+                              "    }\n");
                 slow_reload(g, i, -1, 0);
                 break;
             case NVM_OP_ARR_LEN:
             case NVM_OP_LEN:
-                put(b, "    { int ok_ = 0;\n    if (%s) {\n", is(g, H - 1, NVM_T_ARRAY).s);
+                nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s) {\n",
+                              is(g, H - 1, NVM_T_ARRAY).s);
                 obj(g, H - 1);
                 assign(g, H - 1, NVM_T_INT, NVM_T_INT, "*(uint32_t *)(o_ + O_array_len)");
-                put(b, "    ok_ = 1;\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 slow_reload(g, i, (int)(H - 1), NVM_T_INT);
                 set_res(g, H - 1, NVM_T_INT);
                 break;
             case NVM_OP_GET_FIELD: {
-                put(b, "    { int ok_ = 0;\n");
+                nvm_tb_printf(b, "    { int ok_ = 0;\n");
                 field_entry(g, i, H - 1, in->a);
                 load_val(g, H - 1, "(*(nvm_value *)(e_ + O_me_value))", R_G);
-                put(b, "    ok_ = 1;\n    }\n    }\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n    }\n    }\n");
                 slow_reload(g, i, (int)(H - 1), R_G);
                 set_res(g, H - 1, R_G);
                 break;
             }
             case NVM_OP_SET_FIELD:
-                put(b, "    { int ok_ = 0;\n");
+                nvm_tb_printf(b, "    { int ok_ = 0;\n");
                 field_entry(g, i, H - 2, in->a);
                 store_val(g, H - 1, "(*(nvm_value *)(e_ + O_me_value))");
-                put(b, "    ok_ = 1;\n    }\n    }\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n    }\n    }\n");
                 slow_reload(g, i, -1, 0);
                 break;
             case NVM_OP_MATH_SQRT: {
                 char ex[300];
-                put(b, "    { int ok_ = 0;\n    if (%s) {\n", isnum(g, H - 1).s);
+                nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s) {\n", isnum(g, H - 1).s);
                 snprintf(ex, sizeof ex, "__builtin_sqrt(%s)", xf(g, H - 1).s);
                 assign(g, H - 1, R_F, NVM_T_FLOAT, ex);
-                put(b, "    ok_ = 1;\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 slow_reload(g, i, (int)(H - 1), R_F);
                 set_res(g, H - 1, R_F);
                 break;
@@ -1021,10 +992,11 @@ static void emit_version(gen *g)
             case NVM_OP_JNZ:
                 if (g->pure)
                     pure_truth_guard(g, H - 1);
-                put(b, "    if (%s%s) {\n", in->op == NVM_OP_JZ ? "!" : "", truth(g, H - 1).s);
+                nvm_tb_printf(b, "    if (%s%s) {\n", in->op == NVM_OP_JZ ? "!" : "",
+                              truth(g, H - 1).s);
                 g->H = H - 1;
                 jump_to(g, g->pre, f, in->a);
-                put(b, "    }\n");
+                nvm_tb_printf(b, "    }\n");
                 break;
             case NVM_OP_CALL: {
                 const nvm_func *cf = &m->funcs[in->a];
@@ -1036,20 +1008,21 @@ static void emit_version(gen *g)
                 }
                 bool try_pure = g->pok != NULL && g->pok[in->a];
                 if (try_pure) {
-                    put(b, "    { int pd_ = 0;\n    {\n"
+                    nvm_tb_printf(
+                        b, "    { int pd_ = 0;\n    {\n"
                            "    int64_t df = (F(char *, O_frames_end) - F(char *, O_frames)) / "
                            "SZ_frame - (int64_t)F(uint32_t, O_depth);\n"
                            "    int64_t ds = F(nvm_value *, O_stack_end) - base;\n"
                            "    int64_t dl = F(nvm_value *, O_slots_end) - slots;\n");
                     pure_call(g, in->a, H);
-                    put(b, "    }\n    if (!pd_) {\n");
+                    nvm_tb_printf(b, "    }\n    if (!pd_) {\n");
                 }
                 flush(g);
                 mark_clean(g);
-                put(b,
-                    "    CALL(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, f%" PRIu32
-                    ", %lld, %" PRIu32 ", %" PRIu32 ", %" PRIu32 ")\n",
-                    g->fi, i, in->a, in->a, cl(g, H), S, need, cf->nslots);
+                nvm_tb_printf(b,
+                              "    CALL(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, f%" PRIu32
+                              ", %lld, %" PRIu32 ", %" PRIu32 ", %" PRIu32 ")\n",
+                              g->fi, i, in->a, in->a, cl(g, H), S, need, cf->nslots);
                 if (cf->returns) {
                     uint32_t q = H - cf->consumed;
                     load_val(g, q, cell(g, q).s, R_G);
@@ -1058,7 +1031,7 @@ static void emit_version(gen *g)
                 }
                 if (try_pure) {
                     /* the cells are current only after the call with frames */
-                    put(b, "    }\n    }\n");
+                    nvm_tb_printf(b, "    }\n    }\n");
                     for (uint32_t v = 0; v < W + S; v++)
                         g->dirty[v] = true;
                 }
@@ -1069,32 +1042,33 @@ static void emit_version(gen *g)
                     int t = g->prt[g->fi];
                     const char *gx = g->metered ? "gas" : "0";
                     if (t < 0) {
-                        put(b, "    return (PR){%s, %s | ((int64_t)%s << 56)};\n",
-                            payload(g, H - 1).s, gx, tagx(g, H - 1).s);
+                        nvm_tb_printf(b, "    return (PR){%s, %s | ((int64_t)%s << 56)};\n",
+                                      payload(g, H - 1).s, gx, tagx(g, H - 1).s);
                     } else {
-                        put(b, "    if (U(!%s)) return PBAIL;\n", is(g, H - 1, t).s);
-                        put(b, "    return (PR){%s, %s};\n", payload(g, H - 1).s, gx);
+                        nvm_tb_printf(b, "    if (U(!%s)) return PBAIL;\n", is(g, H - 1, t).s);
+                        nvm_tb_printf(b, "    return (PR){%s, %s};\n", payload(g, H - 1).s, gx);
                     }
                     break;
                 }
                 char d[48];
                 snprintf(d, sizeof d, "base[%lld]", -(long long)g->consumed);
                 store_val(g, H - 1, d);
-                put(b, "    if (U(F(uint32_t, O_nhandlers) != 0)) "
+                nvm_tb_printf(
+                    b, "    if (U(F(uint32_t, O_nhandlers) != 0)) "
                        "RT->drop_handlers(vm);\n    F(uint32_t, O_depth) -= 1;\n    SYNC();\n"
                        "    return 0;\n");
                 break;
             }
             case NVM_OP_HALT:
-                put(b, g->pure ? "    return PBAIL;\n" : "    SYNC();\n    return 2;\n");
+                nvm_tb_printf(b, g->pure ? "    return PBAIL;\n" : "    SYNC();\n    return 2;\n");
                 break;
             case NVM_OP_THROW:
                 if (g->pure) {
-                    put(b, "    return PBAIL;\n");
+                    nvm_tb_printf(b, "    return PBAIL;\n");
                     break;
                 }
                 step(g, i, H);
-                put(b, "    rc = 1;\n    goto unwind;\n");
+                nvm_tb_printf(b, "    rc = 1;\n    goto unwind;\n");
                 break;
             default:
             stepped : {
@@ -1106,7 +1080,7 @@ static void emit_version(gen *g)
                     pops = (int)in->a;
                 uint32_t lo = pops < 0 || (uint32_t)pops > H ? 0 : H - (uint32_t)pops;
                 if (g->pure) {
-                    put(b, "    return PBAIL;\n");
+                    nvm_tb_printf(b, "    return PBAIL;\n");
                     for (uint32_t q = lo; q < pH; q++)
                         set_res(g, q, R_G);
                     break;
@@ -1152,33 +1126,34 @@ static void emit_as(gen *g, char pre, const nvm_fninfo *f, const uint8_t *spec,
 static void declare_locals(gen *g)
 {
     for (uint32_t q = 0; q < g->W; q++)
-        put(g->b,
-            "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
-            " = 0;\n",
-            q, q, q);
+        nvm_tb_printf(g->b,
+                      "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32
+                      " = 0;\n",
+                      q, q, q);
     for (uint32_t n = 0; n < g->S; n++)
-        put(g->b,
-            "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
-            " = 7;\n",
-            n, n, n);
+        nvm_tb_printf(g->b,
+                      "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
+                      " = 7;\n",
+                      n, n, n);
 }
 
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument
  * types g->pspec[fi] */
 static void emit_pure(gen *g, const nvm_fninfo *fp)
 {
-    tb *b = g->b;
+    nvm_tb *b = g->b;
     uint32_t W = g->W, S = g->S, fi = g->fi;
-    put(b, "\n/* frameless f%" PRIu32 " */\nstatic PR p%" PRIu32 "(", fi, fi);
+    nvm_tb_printf(b, "\n/* frameless f%" PRIu32 " */\nstatic PR p%" PRIu32 "(", fi, fi);
     pure_params(g, fi);
-    put(b, ")\n{\n");
+    nvm_tb_printf(b, ")\n{\n");
     declare_locals(g);
     for (uint32_t q = 0; q < g->consumed; q++) {
         int t = nvm_tm_single(g->pspec[fi][q]);
         if (t >= 0)
-            put(b, "    pI%" PRIu32 " = a%" PRIu32 "; pT%" PRIu32 " = %d;\n", q, q, q, t);
+            nvm_tb_printf(b, "    pI%" PRIu32 " = a%" PRIu32 "; pT%" PRIu32 " = %d;\n", q, q, q, t);
         else
-            put(b, "    pI%" PRIu32 " = a%" PRIu32 "; pT%" PRIu32 " = t%" PRIu32 ";\n", q, q, q, q);
+            nvm_tb_printf(b, "    pI%" PRIu32 " = a%" PRIu32 "; pT%" PRIu32 " = t%" PRIu32 ";\n", q,
+                          q, q, q);
     }
     for (uint32_t v = 0; v < W + S; v++) {
         g->rep[v] = v < W ? R_G : NVM_T_UNDEF;
@@ -1189,7 +1164,7 @@ static void emit_pure(gen *g, const nvm_fninfo *fp)
     jump_to(g, 'P', fp, 0);
     emit_as(g, 'P', fp, NULL, NULL);
     g->pure = false;
-    put(b, "    return PBAIL;\n}\n");
+    nvm_tb_printf(b, "    return PBAIL;\n}\n");
 }
 
 /* Which functions get a frameless version: every reachable instruction a pure_op, every callee
@@ -1261,33 +1236,49 @@ static bool pure_plan(const nvm_module *m, uint8_t *pok, tmask **pspec, int8_t *
     return true;
 }
 
+/* Whether instruction i is the first reachable ENTER_TRY naming its handler (a reachable one):
+ * each handler gets one case in the catch switch and one entry label. */
+static bool handler_entry(const nvm_func *fn, const nvm_fninfo *fg, uint32_t i)
+{
+    const nvm_insn *in = &fn->code[i];
+    if (in->op != NVM_OP_ENTER_TRY || fg->blk_of[i] == UINT32_MAX ||
+        fg->blk_of[in->a] == UINT32_MAX)
+        return false;
+    for (uint32_t j = 0; j < i; j++)
+        if (fn->code[j].op == NVM_OP_ENTER_TRY && fg->blk_of[j] != UINT32_MAX &&
+            fn->code[j].a == in->a)
+            return false;
+    return true;
+}
+
 /* fs/fg: the speculating and generic versions (fs NULL: one version, fg) */
 static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const uint8_t *site,
                     const tmask *argspec)
 {
-    tb *b = g->b;
+    nvm_tb *b = g->b;
     const nvm_func *fn = g->fn;
     uint32_t W = g->W, S = g->S;
     /* the function's name as a comment: program text never reaches the C file verbatim */
-    put(b, "\n/* ");
+    nvm_tb_printf(b, "\n/* ");
     for (const char *c = fn->name; *c != '\0' && c - fn->name < 64; c++) {
         bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                      (*c >= '0' && *c <= '9') || *c == '_' || *c == '.';
-        put(b, "%c", plain ? *c : '?');
+        nvm_tb_printf(b, "%c", plain ? *c : '?');
     }
-    put(b,
-        " */\nstatic int f%" PRIu32 "(struct nvm_vm *vm, nvm_value *base, nvm_value *slots)\n{\n",
-        g->fi);
+    nvm_tb_printf(b,
+                  " */\nstatic int f%" PRIu32
+                  "(struct nvm_vm *vm, nvm_value *base, nvm_value *slots)\n{\n",
+                  g->fi);
     if (fg == NULL) {
-        put(b, "    return RT->interp_call(vm, base, slots);\n}\n");
+        nvm_tb_printf(b, "    return RT->interp_call(vm, base, slots);\n}\n");
         return;
     }
     bool has_try = false;
     for (uint32_t i = 0; i < fn->ninsn; i++)
         has_try |= fn->code[i].op == NVM_OP_ENTER_TRY && fg->blk_of[i] != UINT32_MAX;
-    put(b, "    int64_t gas = F(int64_t, O_jit_gas);\n    int rc = 0;\n");
+    nvm_tb_printf(b, "    int64_t gas = F(int64_t, O_jit_gas);\n    int rc = 0;\n");
     if (has_try)
-        put(b, "    const uint32_t fr0 = F(uint32_t, O_depth) - 1;\n");
+        nvm_tb_printf(b, "    const uint32_t fr0 = F(uint32_t, O_depth) - 1;\n");
     declare_locals(g);
     /* arguments from their cells; slots undefined */
     g->H = (uint32_t)g->consumed;
@@ -1301,55 +1292,39 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
         for (uint32_t q = 0; argspec != NULL && q < g->consumed; q++) {
             int t = nvm_tm_single(argspec[q]);
             if (t >= 0)
-                put(b, "    if (U(pT%" PRIu32 " != %d)) goto E;\n", q, t);
+                nvm_tb_printf(b, "    if (U(pT%" PRIu32 " != %d)) goto E;\n", q, t);
         }
         jump_to(g, 'L', fs, 0);
-        put(b, "E:\n");
+        nvm_tb_printf(b, "E:\n");
         jump_to(g, 'G', fg, 0);
         emit_as(g, 'L', fs, site, fg);
     } else {
         jump_to(g, 'G', fg, 0);
     }
     emit_as(g, 'G', fg, NULL, NULL);
-    put(b, "unwind:\n");
+    nvm_tb_printf(b, "unwind:\n");
     if (has_try) {
-        put(b, "    if (rc == 1) {\n        switch (RT->catch_(vm, fr0)) {\n");
-        for (uint32_t i = 0; i < fn->ninsn; i++) {
-            const nvm_insn *in = &fn->code[i];
-            if (in->op != NVM_OP_ENTER_TRY || fg->blk_of[i] == UINT32_MAX ||
-                fg->blk_of[in->a] == UINT32_MAX)
-                continue;
-            bool dup = false;
-            for (uint32_t j = 0; j < i && !dup; j++)
-                dup = fn->code[j].op == NVM_OP_ENTER_TRY && fg->blk_of[j] != UINT32_MAX &&
-                      fn->code[j].a == in->a;
-            if (!dup)
-                put(b, "        case %" PRIu32 ": goto C%" PRIu32 ";\n", in->a, in->a);
-        }
-        put(b, "        default: break;\n        }\n    }\n");
+        nvm_tb_printf(b, "    if (rc == 1) {\n        switch (RT->catch_(vm, fr0)) {\n");
+        for (uint32_t i = 0; i < fn->ninsn; i++)
+            if (handler_entry(fn, fg, i))
+                nvm_tb_printf(b, "        case %" PRIu32 ": goto C%" PRIu32 ";\n", fn->code[i].a,
+                              fn->code[i].a);
+        nvm_tb_printf(b, "        default: break;\n        }\n    }\n");
     }
-    put(b, "    SYNC();\n    return rc;\n");
+    nvm_tb_printf(b, "    SYNC();\n    return rc;\n");
     /* handler entries: everything from the cells the interpreter left */
     for (uint32_t i = 0; has_try && i < fn->ninsn; i++) {
-        const nvm_insn *in = &fn->code[i];
-        if (in->op != NVM_OP_ENTER_TRY || fg->blk_of[i] == UINT32_MAX ||
-            fg->blk_of[in->a] == UINT32_MAX)
+        if (!handler_entry(fn, fg, i))
             continue;
-        bool dup = false;
-        for (uint32_t j = 0; j < i && !dup; j++)
-            dup = fn->code[j].op == NVM_OP_ENTER_TRY && fg->blk_of[j] != UINT32_MAX &&
-                  fn->code[j].a == in->a;
-        if (dup)
-            continue;
-        uint32_t t = in->a;
+        uint32_t t = fn->code[i].a;
         g->H = (uint32_t)(fn->heights[t] + (int32_t)g->consumed);
-        put(b, "C%" PRIu32 ":\n", t);
+        nvm_tb_printf(b, "C%" PRIu32 ":\n", t);
         for (uint32_t v = 0; v < W + S; v++)
             if (v < g->H || v >= W)
                 load_val(g, v, cell(g, v).s, rep_of(entry_mask(g, fg, t, v)));
-        put(b, "    goto G%" PRIu32 ";\n", t);
+        nvm_tb_printf(b, "    goto G%" PRIu32 ";\n", t);
     }
-    put(b, "}\n");
+    nvm_tb_printf(b, "}\n");
 }
 
 nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error *err)
@@ -1364,21 +1339,23 @@ nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, s
     *len = 0;
     if (m == NULL || !m->verified)
         return nvm_error_set(err, NVM_E_USAGE, NULL, 0, 0, "the AOT tier needs a verified module");
-    tb b;
+    nvm_tb b;
     memset(&b, 0, sizeof b);
     char fp[NVM_AOT_FP_LEN + 1];
     nvm_aot_fingerprint(fp);
     uint64_t total = 0;
     for (uint32_t f = 0; f < m->nfuncs; f++)
         total += m->funcs[f].ninsn;
-    put(&b, "/* NanoVM AOT: %" PRIu32 " functions, %" PRIu64 " instructions%s (generated) */\n",
+    nvm_tb_printf(
+        &b, "/* NanoVM AOT: %" PRIu32 " functions, %" PRIu64 " instructions%s (generated) */\n",
         m->nfuncs, total, (flags & NVM_AOT_UNMETERED) ? ", gas not metered" : "");
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-        put(&b, "#define %s %zu\n", layouts[i].name, layouts[i].value);
+        nvm_tb_printf(&b, "#define %s %zu\n", layouts[i].name, layouts[i].value);
     for (size_t i = 0; i < sizeof prelude / sizeof prelude[0]; i++)
-        put(&b, "%s", prelude[i]);
+        nvm_tb_printf(&b, "%s", prelude[i]);
     for (uint32_t f = 0; f < m->nfuncs; f++)
-        put(&b, "static int f%" PRIu32 "(struct nvm_vm *, nvm_value *, nvm_value *);\n", f);
+        nvm_tb_printf(&b, "static int f%" PRIu32 "(struct nvm_vm *, nvm_value *, nvm_value *);\n",
+                      f);
     uint8_t *pok = calloc(m->nfuncs + 1, 1);
     tmask **pspec = calloc(m->nfuncs + 1, sizeof *pspec);
     int8_t *prt = malloc(m->nfuncs + 1);
@@ -1396,9 +1373,9 @@ nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, s
         pg.pspec = pspec;
         pg.prt = prt;
         pg.metered = !(flags & NVM_AOT_UNMETERED);
-        put(&b, "static PR p%" PRIu32 "(", f);
+        nvm_tb_printf(&b, "static PR p%" PRIu32 "(", f);
         pure_params(&pg, f);
-        put(&b, ");\n");
+        nvm_tb_printf(&b, ");\n");
     }
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         const nvm_func *fn = &m->funcs[f];
@@ -1479,16 +1456,18 @@ nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, s
     free(pspec);
     free(pok);
     free(prt);
-    put(&b, "\nstatic const nvm_aot_fn fns[%" PRIu32 "] = {", m->nfuncs + 1);
+    nvm_tb_printf(&b, "\nstatic const nvm_aot_fn fns[%" PRIu32 "] = {", m->nfuncs + 1);
     for (uint32_t f = 0; f < m->nfuncs; f++)
-        put(&b, "%sf%" PRIu32 ",", f % 8 == 0 ? "\n    " : " ", f);
-    put(&b,
-        "};\nstatic const nvm_aot_desc desc = {%uu, %" PRIu32 "u, \"%s\", fns, %" PRIu64 "u};\n",
-        NVM_AOT_ABI, m->nfuncs, fp, total);
-    put(&b, "__attribute__((visibility(\"default\"))) const nvm_aot_desc *nvm_aot_describe(void);\n"
+        nvm_tb_printf(&b, "%sf%" PRIu32 ",", f % 8 == 0 ? "\n    " : " ", f);
+    nvm_tb_printf(&b,
+                  "};\nstatic const nvm_aot_desc desc = {%uu, %" PRIu32 "u, \"%s\", fns, %" PRIu64
+                  "u};\n",
+                  NVM_AOT_ABI, m->nfuncs, fp, total);
+    nvm_tb_printf(
+        &b, "__attribute__((visibility(\"default\"))) const nvm_aot_desc *nvm_aot_describe(void);\n"
             "const nvm_aot_desc *nvm_aot_describe(void)\n{\n    return &desc;\n}\n");
     if (b.oom) {
-        free(b.p);
+        nvm_tb_free(&b);
         return nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "AOT: out of memory");
     }
     *out = b.p;

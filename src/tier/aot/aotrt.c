@@ -32,6 +32,7 @@
 
 #include "aot.h"
 #include "../native/nrt.h"
+#include "../../trust/api_util.h"
 #include "../../trust/crypto.h"
 
 extern char **environ;
@@ -586,14 +587,6 @@ nvm_status nvm_aot_run(nvm_vm *vm, const nvm_aot_lib *lib)
 }
 
 /* ---- public API: compile, emit, cache listing ---- */
-static char *dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
 
 nvm_status nvm_aot_compile(const nvm_module *m, const char *emit_c_path, char **out_text,
                            nvm_error *err)
@@ -606,21 +599,19 @@ nvm_status nvm_aot_compile_ex(const nvm_module *m, unsigned flags, const char *e
 {
     if (out_text != NULL)
         *out_text = NULL;
-    char msg[PATH_MAX + 256];
+    nvm_tb msg;
+    memset(&msg, 0, sizeof msg);
     if (emit_c_path != NULL) {
         char *c = NULL;
         size_t clen = 0;
         nvm_status st = nvm_aot_emit_flags(m, flags, &c, &clen, err);
         if (st != NVM_OK)
             return st;
-        FILE *f = fopen(emit_c_path, "wb");
-        bool ok = f != NULL && fwrite(c, 1, clen, f) == clen;
-        if (f != NULL && fclose(f) != 0)
-            ok = false;
+        st = nvm_api_write_atomic(emit_c_path, (const uint8_t *)c, clen, -1, err);
         free(c);
-        if (!ok)
-            return nvm_error_set(err, NVM_E_IO, emit_c_path, 0, 0, "cannot write the C file");
-        snprintf(msg, sizeof msg, "wrote %s (%zu bytes of C)\n", emit_c_path, clen);
+        if (st != NVM_OK)
+            return st;
+        nvm_tb_printf(&msg, "wrote %s (%zu bytes of C)\n", emit_c_path, clen);
     } else {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -634,14 +625,16 @@ nvm_status nvm_aot_compile_ex(const nvm_module *m, unsigned flags, const char *e
         char dir[PATH_MAX - 128];
         if (!cache_dir(dir, sizeof dir, false, NULL, 0))
             dir[0] = '\0';
-        snprintf(msg, sizeof msg,
-                 "aot: %" PRIu32 " functions, %" PRIu64 " instructions ready in %s (%.1f ms)\n",
-                 lib->desc->nfuncs, lib->desc->insns, dir, ms);
+        nvm_tb_printf(
+            &msg, "aot: %" PRIu32 " functions, %" PRIu64 " instructions ready in %s (%.1f ms)\n",
+            lib->desc->nfuncs, lib->desc->insns, dir, ms);
         nvm_aot_lib_free(lib);
     }
-    if (out_text != NULL && (*out_text = dup_text(msg)) == NULL)
-        return nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "out of memory");
-    return NVM_OK;
+    if (out_text == NULL) {
+        nvm_tb_free(&msg);
+        return NVM_OK;
+    }
+    return nvm_tb_take(&msg, out_text, err);
 }
 
 static bool is_entry_name(const char *n, const char *ext)
@@ -664,13 +657,9 @@ nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err)
     DIR *d = opendir(dir);
     if (d == NULL)
         return nvm_error_set(err, NVM_E_IO, dir, 0, 0, "cannot list: %s", strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *t = malloc(cap);
-    if (t == NULL) {
-        closedir(d);
-        return nvm_error_set(err, NVM_E_MEMORY, NULL, 0, 0, "out of memory");
-    }
-    len = (size_t)snprintf(t, cap, "cache: %s\n", dir);
+    nvm_tb t;
+    memset(&t, 0, sizeof t);
+    nvm_tb_printf(&t, "cache: %s\n", dir);
     uint64_t n = 0, bytes = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -681,21 +670,12 @@ nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err)
             continue;
         n++;
         bytes += (uint64_t)st.st_size;
-        if (len + 200 > cap) {
-            char *q = realloc(t, cap * 2);
-            if (q == NULL)
-                break;
-            t = q;
-            cap *= 2;
-        }
-        len += (size_t)snprintf(t + len, cap - len, "%.*s  %lld bytes\n", 2 * NVM_SHA256_LEN,
-                                de->d_name, (long long)st.st_size);
+        nvm_tb_printf(&t, "%.*s  %lld bytes\n", 2 * NVM_SHA256_LEN, de->d_name,
+                      (long long)st.st_size);
     }
     closedir(d);
-    if (len + 100 <= cap)
-        snprintf(t + len, cap - len, "%" PRIu64 " entries, %" PRIu64 " bytes\n", n, bytes);
-    *out_text = t;
-    return NVM_OK;
+    nvm_tb_printf(&t, "%" PRIu64 " entries, %" PRIu64 " bytes\n", n, bytes);
+    return nvm_tb_take(&t, out_text, err);
 }
 
 nvm_status nvm_aot_cache_clear(uint64_t *removed, nvm_error *err)

@@ -722,6 +722,20 @@ static void udiv_magic(uint64_t d, uint64_t *m, int *sh)
     *sh = l - 1;
 }
 
+/* RAX = RAX / RCX (DIV) or RAX % RCX (MOD), both ints; a zero divisor and -1 (whose only
+ * overflowing case the interpreter reports) go to stub */
+static void int_divmod_rcx(jc *c, uint8_t op, uint32_t stub)
+{
+    test_rr(&c->a, RCX, RCX);
+    jcc(&c->a, CC_E, stub);
+    alu_ri(&c->a, ALU_CMP, RCX, -1);
+    jcc(&c->a, CC_E, stub);
+    cqo(&c->a);
+    unary_r(&c->a, 7, RCX); /* idiv rcx */
+    if (op == NVM_OP_MOD)
+        mov_rr(&c->a, RAX, RDX);
+}
+
 /* RAX = x / d or x % d (truncating, as DIV/MOD) for a constant d >= 2: cannot fault. A
  * non-negative x takes the unsigned sequence (a shift or mask for a power of two), a negative
  * one the signed sequence in cold code. */
@@ -814,15 +828,7 @@ static void int_arith(jc *c, uint32_t i, uint8_t op)
     if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
         ld(c, y, qy, RCX);
         ld(c, x, qx, RAX);
-        uint32_t stub = slow_stub(c, i, qx, V_REG, RAX, after);
-        test_rr(&c->a, RCX, RCX);
-        jcc(&c->a, CC_E, stub);
-        alu_ri(&c->a, ALU_CMP, RCX, -1);
-        jcc(&c->a, CC_E, stub);
-        cqo(&c->a);
-        unary_r(&c->a, 7, RCX);
-        if (op == NVM_OP_MOD)
-            mov_rr(&c->a, RAX, RDX);
+        int_divmod_rcx(c, op, slow_stub(c, i, qx, V_REG, RAX, after));
     } else {
         ld(c, x, qx, RAX);
         uint32_t stub = slow_stub(c, i, qx, V_REG, RAX, after);
@@ -927,14 +933,7 @@ static void guarded_arith(jc *c, uint32_t i, uint8_t op, tmask res)
             int_divmod_const(c, op, y->k);
         } else if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
             ld(c, y, qy, RCX);
-            test_rr(&c->a, RCX, RCX);
-            jcc(&c->a, CC_E, stub);
-            alu_ri(&c->a, ALU_CMP, RCX, -1);
-            jcc(&c->a, CC_E, stub);
-            cqo(&c->a);
-            unary_r(&c->a, 7, RCX);
-            if (op == NVM_OP_MOD)
-                mov_rr(&c->a, RAX, RDX);
+            int_divmod_rcx(c, op, stub);
         } else {
             ld(c, y, qy, RCX);
             if (op == NVM_OP_MUL)
