@@ -174,6 +174,8 @@ static void policy_text(const char *path, const nvm_policy *p, nvm_tb *b)
         nvm_api_limit_text(b, "memory", lp->limits.memory);
         nvm_api_limit_text(b, "stack", lp->limits.stack);
         nvm_api_limit_text(b, "wall_ms", lp->limits.wall_ms);
+        if (lp->unmetered)
+            nvm_tb_puts(b, ", gas metering off");
         nvm_tb_puts(b, "\n");
         strv_text(b, "  allow:", lp->caps, lp->ncaps);
         strv_text(b, "  deny:", lp->deny, lp->ndeny);

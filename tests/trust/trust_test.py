@@ -264,6 +264,8 @@ if "aot" in nvm("verify", "--policy", "aot.json", "good.cap")[1]:
     policy("um.json", audit_log="um.log", levels={"trusted": {"gas_metering": False}})
     expect("unmetered: verify says so", 0, "gas metering: off", "verify", "--policy", "um.json",
            "good.cap")
+    expect("unmetered: policy check says so", 0, "gas metering off", "policy", "check",
+           "um.json")
     expect("unmetered: verify --json", 0, '"gas_metering": false', "verify", "--json",
            "--policy", "um.json", "good.cap")
     expect("metered by default: verify --json", 0, '"gas_metering": true', "verify", "--json",
