@@ -1327,13 +1327,8 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
     nvm_tb_printf(b, "}\n");
 }
 
-nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error *err)
-{
-    return nvm_aot_emit_flags(m, 0, out, len, err);
-}
-
-nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, size_t *len,
-                              nvm_error *err)
+nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t *len,
+                        nvm_error *err)
 {
     *out = NULL;
     *len = 0;

@@ -58,12 +58,10 @@ typedef struct nvm_aot_desc {
 void nvm_aot_fingerprint(char out[NVM_AOT_FP_LEN + 1]);
 
 /* Translates the verified module m to C; *out (NUL-terminated, *len bytes) is the caller's
- * (free). */
-nvm_status nvm_aot_emit(const nvm_module *m, char **out, size_t *len, nvm_error *err);
-/* The same with options: NVM_AOT_UNMETERED (nanovm.h) leaves out every gas check (the interrupt
- * hook then never runs inside generated code). */
-nvm_status nvm_aot_emit_flags(const nvm_module *m, unsigned flags, char **out, size_t *len,
-                              nvm_error *err);
+ * (free). flags: NVM_AOT_UNMETERED (nanovm.h) leaves out every gas check (the interrupt hook then
+ * never runs inside generated code). */
+nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t *len,
+                        nvm_error *err);
 
 /* ---- the cache and the run driver (aotrt.c) ---- */
 typedef struct nvm_aot_lib nvm_aot_lib;

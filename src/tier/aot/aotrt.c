@@ -439,7 +439,7 @@ AOT_NOINLINE static bool compile_entry(const nvm_module *m, unsigned flags, cons
     unlink(fin);
     snprintf(hfin, sizeof hfin, "%s/%s.sha256", dir, key);
     unlink(hfin);
-    if (nvm_aot_emit_flags(m, flags, &c, &clen, &e) != NVM_OK) {
+    if (nvm_aot_emit(m, flags, &c, &clen, &e) != NVM_OK) {
         why_set(why, whylen, "generating C: %s", e.message);
         return false;
     }
@@ -604,7 +604,7 @@ nvm_status nvm_aot_compile_ex(const nvm_module *m, unsigned flags, const char *e
     if (emit_c_path != NULL) {
         char *c = NULL;
         size_t clen = 0;
-        nvm_status st = nvm_aot_emit_flags(m, flags, &c, &clen, err);
+        nvm_status st = nvm_aot_emit(m, flags, &c, &clen, err);
         if (st != NVM_OK)
             return st;
         st = nvm_api_write_atomic(emit_c_path, (const uint8_t *)c, clen, -1, err);
