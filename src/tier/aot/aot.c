@@ -185,6 +185,8 @@ static const char *const prelude[] = {
  * interpreter cell is written from its locals (flush) before any runtime call that can observe it
  * and read back where the runtime changed it. Index v < W is stack position v, else slot v - W. */
 enum { R_G = -1, R_F = NVM_T_FLOAT };
+#define NVM_AOT_FC_MAX 16u /* field pointers cached per block */
+#define NVM_AOT_FO_MAX 8u  /* maps whose entries are cached per block */
 
 typedef struct gen {
     nvm_tb *b;
@@ -207,6 +209,15 @@ typedef struct gen {
     tmask *const *pspec;  /* function -> the argument types its frameless version assumes */
     const int8_t *prt;    /* function -> the type its frameless version returns, -1: any */
     bool metered;         /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
+    int32_t *org;         /* W: the slot a stack position was loaded from and still equals, -1 */
+    /* Field cache of the current block: fc<k> (a C local) points at the value of field key[k]
+     * of the map in slot slot[k], found by an earlier lookup in the block, or is 0 after any
+     * runtime call (which may add or remove keys and so move or reuse entries). */
+    uint32_t nfc;
+    uint32_t fc_slot[NVM_AOT_FC_MAX], fc_key[NVM_AOT_FC_MAX];
+    /* likewise fo<k>/fn<k>: the entries array and entry count of the map in slot fo_slot[k] */
+    uint32_t nfo;
+    uint32_t fo_slot[NVM_AOT_FO_MAX];
 } gen;
 
 typedef struct nm {
@@ -394,6 +405,17 @@ static void set_res(gen *g, uint32_t v, int r)
 {
     g->rep[v] = (int8_t)r;
     g->dirty[v] = true;
+    if (v < g->W)
+        g->org[v] = -1;
+}
+
+/* after any runtime call: every cached field pointer is looked up again */
+static void fc_drop(gen *g)
+{
+    for (uint32_t k = 0; k < g->nfc; k++)
+        nvm_tb_printf(g->b, "    fc%" PRIu32 " = 0;\n", k);
+    for (uint32_t k = 0; k < g->nfo; k++)
+        nvm_tb_printf(g->b, "    fo%" PRIu32 " = 0;\n", k);
 }
 
 /* instruction i stepped by the runtime (top at position top); an error leaves the function */
@@ -408,6 +430,7 @@ static void step(gen *g, uint32_t i, uint32_t top)
                   "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
                   "    if (U(rc != 0)) { gas += %" PRIu32 "; goto unwind; }\n",
                   i, cl(g, top), g->blk_end - (i + 1));
+    fc_drop(g);
 }
 
 /* the cold path of an inlined instruction: stepped, then position q reloaded (rep r) */
@@ -532,6 +555,22 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
     if (r == R_G)
         nvm_tb_printf(g->b, "    %s = %s;\n", N(g, w, 'T').s, N(g, v, 'T').s);
     set_res(g, w, r);
+    uint32_t W = g->W;
+    if (w < W) {
+        g->org[w] = v >= W ? (int32_t)(v - W) : g->org[v];
+    } else {
+        /* slot w - W changes: its cached fields and the positions loaded from it go */
+        int32_t sl = (int32_t)(w - W);
+        for (uint32_t q = 0; q < W; q++)
+            if (g->org[q] == sl)
+                g->org[q] = -1;
+        for (uint32_t k = 0; k < g->nfc; k++)
+            if (g->fc_slot[k] == (uint32_t)sl)
+                g->fc_slot[k] = UINT32_MAX;
+        for (uint32_t k = 0; k < g->nfo; k++)
+            if (g->fo_slot[k] == (uint32_t)sl)
+                g->fo_slot[k] = UINT32_MAX;
+    }
 }
 
 /* the object of the handle at position q */
@@ -540,20 +579,66 @@ static void obj(gen *g, uint32_t q)
     nvm_tb_printf(g->b, "    char *o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n", xi(g, q).s);
 }
 
-/* map-entry lookup through the instruction's inline cache: e_ = the entry of field a of the map
- * at position q, or the cold path */
-static void field_entry(gen *g, uint32_t i, uint32_t q, uint32_t a)
+/* v_ = the value of field a of the map at position q, through the instruction's inline cache,
+ * or 0 (the cold path). When the map came from a slot, the pointer is kept for later accesses
+ * of the same field in the block (see gen.fc_slot). */
+static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
 {
+    int32_t sl = g->org[q];
+    uint32_t k = UINT32_MAX;
+    bool known = false;
+    for (uint32_t j = 0; sl >= 0 && j < g->nfc; j++)
+        if (g->fc_slot[j] == (uint32_t)sl && g->fc_key[j] == a) {
+            k = j;
+            known = true;
+        }
+    if (sl >= 0 && k == UINT32_MAX && g->nfc < NVM_AOT_FC_MAX) {
+        k = g->nfc++;
+        g->fc_slot[k] = (uint32_t)sl;
+        g->fc_key[k] = a;
+    }
+    /* the map's entries, from an earlier lookup on the same slot in the block */
+    uint32_t o = UINT32_MAX;
+    bool oknown = false;
+    for (uint32_t j = 0; sl >= 0 && j < g->nfo; j++)
+        if (g->fo_slot[j] == (uint32_t)sl) {
+            o = j;
+            oknown = true;
+        }
+    if (sl >= 0 && o == UINT32_MAX && g->nfo < NVM_AOT_FO_MAX) {
+        o = g->nfo++;
+        g->fo_slot[o] = (uint32_t)sl;
+    }
+    if (known)
+        nvm_tb_printf(g->b, "    nvm_value *v_ = fc%" PRIu32 ";\n    if (U(v_ == 0)) {\n", k);
+    else
+        nvm_tb_printf(g->b, "    nvm_value *v_ = 0;\n    {\n");
+    if (oknown)
+        nvm_tb_printf(g->b,
+                      "    char *en_ = fo%" PRIu32 "; uint32_t ne_ = fn%" PRIu32
+                      ";\n    if (U(en_ == 0)) {\n",
+                      o, o);
+    else
+        nvm_tb_printf(g->b, "    char *en_ = 0; uint32_t ne_ = 0;\n    {\n");
     nvm_tb_printf(g->b, "    if (%s) {\n", is(g, q, NVM_T_MAP).s);
     obj(g, q);
+    nvm_tb_printf(g->b, "    en_ = *(char **)(o_ + O_map_entries);\n"
+                        "    ne_ = *(uint32_t *)(o_ + O_map_nentries);\n    }\n");
+    if (o != UINT32_MAX)
+        nvm_tb_printf(g->b, "    fo%" PRIu32 " = en_; fn%" PRIu32 " = ne_;\n", o, o);
     nvm_tb_printf(g->b,
+                  "    }\n"
                   "    uint32_t pos_ = *(const uint32_t *)(PFCODE(%" PRIu32 ") + %" PRIu32
                   "u * SZ_insn + O_insn_k);\n"
-                  "    if (L(pos_ < *(uint32_t *)(o_ + O_map_nentries))) {\n"
-                  "    char *e_ = *(char **)(o_ + O_map_entries) + (size_t)pos_ * SZ_mapentry;\n"
+                  "    if (L(pos_ < ne_)) {\n"
+                  "    char *e_ = en_ + (size_t)pos_ * SZ_mapentry;\n"
                   "    if (L(((nvm_value *)(e_ + O_me_key))->type == 4 && ((nvm_value *)(e_ + "
-                  "O_me_key))->as.h == F(nvm_value *, O_consts)[%" PRIu32 "].as.h)) {\n",
+                  "O_me_key))->as.h == F(nvm_value *, O_consts)[%" PRIu32 "].as.h))\n"
+                  "    v_ = (nvm_value *)(e_ + O_me_value);\n    }\n",
                   g->fi, i, a);
+    if (k != UINT32_MAX)
+        nvm_tb_printf(g->b, "    fc%" PRIu32 " = v_;\n", k);
+    nvm_tb_printf(g->b, "    }\n");
 }
 
 /* ---- frameless calls ----
@@ -723,7 +808,11 @@ static void emit_version(gen *g)
                 g->sl[v - W] = mk;
             g->rep[v] = (int8_t)rep_of(mk);
             g->dirty[v] = true;
+            if (v < W)
+                g->org[v] = -1;
         }
+        g->nfc = 0;
+        g->nfo = 0;
         nvm_tb_printf(b, "%c%" PRIu32 ":\n", g->pre, s);
         if (!g->metered) {
             /* no gas code */
@@ -963,18 +1052,20 @@ static void emit_version(gen *g)
                 break;
             case NVM_OP_GET_FIELD: {
                 nvm_tb_printf(b, "    { int ok_ = 0;\n");
-                field_entry(g, i, H - 1, in->a);
-                load_val(g, H - 1, "(*(nvm_value *)(e_ + O_me_value))", R_G);
-                nvm_tb_printf(b, "    ok_ = 1;\n    }\n    }\n    }\n");
+                field_ptr(g, i, H - 1, in->a);
+                nvm_tb_printf(b, "    if (L(v_ != 0)) {\n");
+                load_val(g, H - 1, "(*v_)", R_G);
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 slow_reload(g, i, (int)(H - 1), R_G);
                 set_res(g, H - 1, R_G);
                 break;
             }
             case NVM_OP_SET_FIELD:
                 nvm_tb_printf(b, "    { int ok_ = 0;\n");
-                field_entry(g, i, H - 2, in->a);
-                store_val(g, H - 1, "(*(nvm_value *)(e_ + O_me_value))");
-                nvm_tb_printf(b, "    ok_ = 1;\n    }\n    }\n    }\n");
+                field_ptr(g, i, H - 2, in->a);
+                nvm_tb_printf(b, "    if (L(v_ != 0)) {\n");
+                store_val(g, H - 1, "(*v_)");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 slow_reload(g, i, -1, 0);
                 break;
             case NVM_OP_MATH_SQRT: {
@@ -1035,6 +1126,7 @@ static void emit_version(gen *g)
                     for (uint32_t v = 0; v < W + S; v++)
                         g->dirty[v] = true;
                 }
+                fc_drop(g);
                 break;
             }
             case NVM_OP_RET: {
@@ -1135,6 +1227,10 @@ static void declare_locals(gen *g)
                       "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
                       " = 7;\n",
                       n, n, n);
+    for (uint32_t k = 0; k < NVM_AOT_FC_MAX; k++)
+        nvm_tb_printf(g->b, "    nvm_value *fc%" PRIu32 " = 0;\n", k);
+    for (uint32_t k = 0; k < NVM_AOT_FO_MAX; k++)
+        nvm_tb_printf(g->b, "    char *fo%" PRIu32 " = 0; uint32_t fn%" PRIu32 " = 0;\n", k, k);
 }
 
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument
@@ -1409,12 +1505,13 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         g.post = malloc(W + S + 1);
         g.rep = malloc(W + S + 1);
         g.dirty = malloc(W + S + 1);
+        g.org = malloc((W + 1) * sizeof *g.org);
         g.pok = pok;
         g.pspec = pspec;
         g.prt = prt;
         g.metered = !(flags & NVM_AOT_UNMETERED);
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
-            site == NULL || scratch == NULL || argspec == NULL)
+            g.org == NULL || site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
         else if (!ok)
             emit_fn(&g, NULL, NULL, NULL, NULL);
@@ -1436,6 +1533,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         free(g.post);
         free(g.rep);
         free(g.dirty);
+        free(g.org);
         free(site);
         free(scratch);
         free(argspec);
