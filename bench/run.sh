@@ -12,6 +12,8 @@
 #   NVM_PEERS_DIR       directory of the peer programs (default: ../../shared/bench/peers relative
 #                       to this script's directory)
 #   NVM_BENCH_PROGRAMS  the programs to run (default: all seven), e.g. "fib loop" for a quick check
+#   NVM_BENCH_RUNTIMES  the runtimes to run (default: all), e.g. "nanoaot nanoaotu gcc"; lua5.4
+#                       always runs (its line is the reference)
 #   NVM_BENCH_OUT       where the results go (default: bench/results)
 # Writes latest.md, latest.json and ratios.png (bar chart, needs gnuplot).
 # Exit status: 0 all outputs matched, 1 a runtime printed something else (or failed), 2 usage or
@@ -22,6 +24,17 @@ set -u
 PROGRAMS=${NVM_BENCH_PROGRAMS:-"fib loop sieve nbody strings qsort mandel"}
 RUN_ORDER="lua54 nanovm nanojit nanoaot nanoaotu nanowasm luajit luajitjoff python3 node gcc"   # lua54 first: its line is the reference
 TABLE_ORDER="nanovm nanojit nanoaot nanoaotu nanowasm lua54 luajit luajitjoff python3 node gcc"
+if [ -n "${NVM_BENCH_RUNTIMES:-}" ]; then
+    keep() {
+        out=
+        for r in $1; do
+            case " lua54 $NVM_BENCH_RUNTIMES " in *" $r "*) out="$out $r" ;; esac
+        done
+        echo $out
+    }
+    RUN_ORDER=$(keep "$RUN_ORDER")
+    TABLE_ORDER=$(keep "$TABLE_ORDER")
+fi
 PY=/usr/bin/python3
 STARTUP_RUNS=20
 

@@ -559,8 +559,9 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
     if (w < W) {
         g->org[w] = v >= W ? (int32_t)(v - W) : g->org[v];
     } else {
-        /* slot w - W changes: its cached fields and the positions loaded from it go */
+        /* slot w - W changes: its object, cached fields and the positions loaded from it go */
         int32_t sl = (int32_t)(w - W);
+        nvm_tb_printf(g->b, "    ob%" PRId32 " = 0;\n", sl);
         for (uint32_t q = 0; q < W; q++)
             if (g->org[q] == sl)
                 g->org[q] = -1;
@@ -573,10 +574,21 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
     }
 }
 
-/* the object of the handle at position q */
+/* the object of the handle at position q. When the handle came from slot s, ob<s> keeps the
+ * object's address until the slot is stored to: objects do not move, and the slot keeps the
+ * object alive. */
 static void obj(gen *g, uint32_t q)
 {
-    nvm_tb_printf(g->b, "    char *o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n", xi(g, q).s);
+    int32_t sl = g->org[q];
+    if (sl < 0) {
+        nvm_tb_printf(g->b, "    char *o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n", xi(g, q).s);
+        return;
+    }
+    nvm_tb_printf(g->b,
+                  "    char *o_ = ob%" PRId32 ";\n"
+                  "    if (U(o_ == 0)) ob%" PRId32
+                  " = o_ = F(char **, O_heap_objs)[(uint32_t)%s];\n",
+                  sl, sl, xi(g, q).s);
 }
 
 /* v_ = the value of field a of the map at position q, through the instruction's inline cache,
@@ -1225,8 +1237,8 @@ static void declare_locals(gen *g)
     for (uint32_t n = 0; n < g->S; n++)
         nvm_tb_printf(g->b,
                       "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
-                      " = 7;\n",
-                      n, n, n);
+                      " = 7; char *ob%" PRIu32 " = 0;\n",
+                      n, n, n, n);
     for (uint32_t k = 0; k < NVM_AOT_FC_MAX; k++)
         nvm_tb_printf(g->b, "    nvm_value *fc%" PRIu32 " = 0;\n", k);
     for (uint32_t k = 0; k < NVM_AOT_FO_MAX; k++)
@@ -1415,6 +1427,8 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
         uint32_t t = fn->code[i].a;
         g->H = (uint32_t)(fn->heights[t] + (int32_t)g->consumed);
         nvm_tb_printf(b, "C%" PRIu32 ":\n", t);
+        for (uint32_t n = 0; n < S; n++)
+            nvm_tb_printf(b, "    ob%" PRIu32 " = 0;\n", n);
         for (uint32_t v = 0; v < W + S; v++)
             if (v < g->H || v >= W)
                 load_val(g, v, cell(g, v).s, rep_of(entry_mask(g, fg, t, v)));
