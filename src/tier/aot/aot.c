@@ -1131,6 +1131,7 @@ static void emit_version(gen *g)
                     load_val(g, q, cell(g, q).s, R_G);
                     g->rep[q] = R_G;
                     g->dirty[q] = false;
+                    g->org[q] = -1;
                 }
                 if (try_pure) {
                     /* the cells are current only after the call with frames */
@@ -1195,6 +1196,7 @@ static void emit_version(gen *g)
                     int r = rep_of(g->post[q]);
                     load_val(g, q, cell(g, q).s, r);
                     g->rep[q] = (int8_t)r;
+                    g->org[q] = -1;
                 }
                 break;
             }
