@@ -44,7 +44,7 @@ nvm_value nvm_value_array_get(nvm_vm *vm, nvm_value arr, uint32_t i)
     if (vm == NULL || arr.type != NVM_T_ARRAY)
         return nvm_null();
     const nvm_array *a = nvm_heap_obj(&vm->heap, arr);
-    return i < a->len ? a->items[i] : nvm_null();
+    return i < a->len ? nvm_arr_at(a, i) : nvm_null();
 }
 
 uint32_t nvm_value_map_len(nvm_vm *vm, nvm_value map)

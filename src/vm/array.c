@@ -1,5 +1,6 @@
 /* array.c - arena arrays: growable vectors of values (items[0..len) live, cap slots allocated),
- * with negative-from-the-end indexing and MAKE_RANGE. */
+ * or of bools as bytes until another value is stored (see heap.h), with negative-from-the-end
+ * indexing and MAKE_RANGE. */
 #include <string.h>
 
 #include "vm.h"
@@ -31,10 +32,57 @@ nvm_status nvm_array_new(nvm_vm *vm, uint32_t cap, nvm_value *out)
         return st;
     }
     nvm_array *a = o;
+    a->hdr.sub = NVM_ARR_VALUES;
     a->items = items;
     a->cap = cap;
     a->len = 0;
     return NVM_OK;
+}
+
+nvm_status nvm_array_new_bools(nvm_vm *vm, nvm_value *out)
+{
+    nvm_status st = nvm_array_new(vm, 0, out);
+    if (st == NVM_OK)
+        A(vm, *out)->hdr.sub = NVM_ARR_BOOLS;
+    return st;
+}
+
+nvm_status nvm_array_to_values(nvm_vm *vm, nvm_array *a)
+{
+    if (a->hdr.sub != NVM_ARR_BOOLS)
+        return NVM_OK;
+    size_t bytes;
+    if (__builtin_mul_overflow((size_t)a->cap, sizeof(nvm_value), &bytes))
+        return too_big(vm);
+    void *p = NULL;
+    /* not an object: a collection during the allocation sees the array unchanged */
+    nvm_status st = nvm_mem_alloc(vm, bytes, true, &p);
+    if (st != NVM_OK)
+        return st;
+    nvm_value *items = p;
+    for (uint32_t k = 0; k < a->len; k++)
+        items[k] = nvm_bool(a->bools[k] != 0);
+    nvm_mem_free(vm, a->bools, a->cap);
+    a->items = items;
+    a->hdr.sub = NVM_ARR_VALUES;
+    return NVM_OK;
+}
+
+/* a bool array about to hold v, not a bool: converted first, v kept alive across it */
+static nvm_status make_room_for(nvm_vm *vm, nvm_array *a, nvm_value v)
+{
+    if (a->hdr.sub != NVM_ARR_BOOLS || v.type == NVM_T_BOOL)
+        return NVM_OK;
+    bool rooted = NVM_IS_OBJ(v);
+    if (rooted) {
+        nvm_status st = nvm_troot_push(vm, v);
+        if (st != NVM_OK)
+            return st;
+    }
+    nvm_status st = nvm_array_to_values(vm, a);
+    if (rooted)
+        nvm_troot_pop(vm, 1);
+    return st;
 }
 
 /* Index rules shared by ARR_GET and ARR_SET: int only, negative counts from the end. */
@@ -60,12 +108,15 @@ nvm_status nvm_array_push(nvm_vm *vm, nvm_value arr, nvm_value v)
         return nvm_vm_raise(vm, NVM_E_PROGRAM, "type error: ARR_PUSH expects an array, got %s",
                             nvm_type_name((nvm_type)arr.type));
     nvm_array *a = A(vm, arr);
+    nvm_status cs = make_room_for(vm, a, v);
+    if (cs != NVM_OK)
+        return cs;
     if (a->len == a->cap) {
         if (a->cap == UINT32_MAX)
             return too_big(vm);
         uint32_t ncap = a->cap < 4 ? 4 : a->cap > UINT32_MAX / 2 ? UINT32_MAX : a->cap * 2;
-        size_t bytes;
-        if (__builtin_mul_overflow((size_t)ncap, sizeof(nvm_value), &bytes))
+        size_t esize = nvm_arr_esize(a), bytes;
+        if (__builtin_mul_overflow((size_t)ncap, esize, &bytes))
             return too_big(vm);
         /* v may be a fresh value held nowhere else: keep it alive across a collection */
         bool rooted = NVM_IS_OBJ(v);
@@ -75,8 +126,7 @@ nvm_status nvm_array_push(nvm_vm *vm, nvm_value arr, nvm_value v)
                 return st;
         }
         void *p = a->items;
-        nvm_status st =
-            nvm_mem_realloc(vm, &p, sizeof(nvm_value) * a->cap, sizeof(nvm_value) * ncap, true);
+        nvm_status st = nvm_mem_realloc(vm, &p, esize * a->cap, bytes, true);
         if (rooted)
             nvm_troot_pop(vm, 1);
         if (st != NVM_OK)
@@ -84,7 +134,10 @@ nvm_status nvm_array_push(nvm_vm *vm, nvm_value arr, nvm_value v)
         a->items = p;
         a->cap = ncap;
     }
-    a->items[a->len++] = v;
+    if (a->hdr.sub == NVM_ARR_BOOLS)
+        a->bools[a->len++] = (uint8_t)(v.as.b != 0);
+    else
+        a->items[a->len++] = v;
     return NVM_OK;
 }
 
@@ -97,7 +150,7 @@ nvm_status nvm_array_get(nvm_vm *vm, nvm_value arr_or_str, nvm_value i, nvm_valu
         st = resolve_index(vm, "ARR_GET", i, a->len, &k);
         if (st != NVM_OK)
             return st;
-        *out = a->items[k];
+        *out = nvm_arr_at(a, k);
         return NVM_OK;
     }
     if (arr_or_str.type == NVM_T_STR) {
@@ -119,9 +172,14 @@ nvm_status nvm_array_set(nvm_vm *vm, nvm_value arr, nvm_value i, nvm_value v)
                             nvm_type_name((nvm_type)arr.type));
     nvm_array *a = A(vm, arr);
     nvm_status st = resolve_index(vm, "ARR_SET", i, a->len, &k);
+    if (st == NVM_OK)
+        st = make_room_for(vm, a, v);
     if (st != NVM_OK)
         return st;
-    a->items[k] = v;
+    if (a->hdr.sub == NVM_ARR_BOOLS)
+        a->bools[k] = (uint8_t)(v.as.b != 0);
+    else
+        a->items[k] = v;
     return NVM_OK;
 }
 
@@ -133,7 +191,7 @@ nvm_status nvm_array_pop(nvm_vm *vm, nvm_value arr, nvm_value *out)
     nvm_array *a = A(vm, arr);
     if (a->len == 0)
         return nvm_vm_raise(vm, NVM_E_PROGRAM, "ARR_POP on an empty array");
-    *out = a->items[--a->len];
+    *out = nvm_arr_at(a, --a->len);
     return NVM_OK;
 }
 

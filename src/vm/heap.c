@@ -154,7 +154,7 @@ static void obj_free(nvm_vm *vm, void *o)
     nvm_gchdr *hdr = o;
     if (hdr->kind == NVM_OBJ_ARRAY) {
         nvm_array *a = o;
-        nvm_mem_free(vm, a->items, sizeof(nvm_value) * a->cap);
+        nvm_mem_free(vm, a->items, nvm_arr_esize(a) * a->cap);
     } else if (hdr->kind == NVM_OBJ_MAP) {
         nvm_map *m = o;
         nvm_mem_free(vm, m->entries, sizeof(nvm_mapentry) * m->entries_cap);
@@ -374,7 +374,7 @@ static void mark_children(nvm_vm *vm, const void *o)
     const nvm_gchdr *hdr = o;
     if (hdr->kind == NVM_OBJ_ARRAY) {
         const nvm_array *a = o;
-        for (uint32_t i = 0; i < a->len; i++) {
+        for (uint32_t i = 0; a->hdr.sub == NVM_ARR_VALUES && i < a->len; i++) {
             if (NVM_IS_OBJ(a->items[i]))
                 mark(vm, a->items[i]);
         }

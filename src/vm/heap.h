@@ -29,7 +29,7 @@ enum nvm_obj_kind { NVM_OBJ_STR = 1, NVM_OBJ_ARRAY = 2, NVM_OBJ_MAP = 3 };
 typedef struct nvm_gchdr {
     uint8_t kind;
     uint8_t mark;
-    uint16_t pad;
+    uint16_t sub; /* arrays: the element storage (enum nvm_arr_kind); else 0 */
     uint32_t handle;
 } nvm_gchdr;
 
@@ -40,11 +40,20 @@ typedef struct nvm_str {
     char data[];   /* len bytes + NUL */
 } nvm_str;
 
+/* An array's elements are stored as values (items) or, while every element is a bool, as one
+ * byte each (bools, 0 or 1): NEW_ARRAY 0 makes such an array, and storing any other value
+ * converts it to values once (nvm_array_to_values). Readers go through nvm_arr_at; writers
+ * through nvm_array_set/push, or check hdr.sub themselves. */
+enum nvm_arr_kind { NVM_ARR_VALUES = 0, NVM_ARR_BOOLS = 1 };
+
 typedef struct nvm_array {
-    nvm_gchdr hdr;
+    nvm_gchdr hdr; /* hdr.sub: enum nvm_arr_kind */
     uint32_t len;
     uint32_t cap;
-    nvm_value *items;
+    union {
+        nvm_value *items; /* NVM_ARR_VALUES */
+        uint8_t *bools;   /* NVM_ARR_BOOLS */
+    };
 } nvm_array;
 
 typedef struct nvm_mapentry {
@@ -167,6 +176,18 @@ nvm_status nvm_str_fmt_fixed(struct nvm_vm *vm, nvm_value x, nvm_value digits, n
 
 /* ---- arrays (array.c) ---- */
 nvm_status nvm_array_new(struct nvm_vm *vm, uint32_t cap, nvm_value *out);
+/* an empty array storing bools as bytes until another value is stored */
+nvm_status nvm_array_new_bools(struct nvm_vm *vm, nvm_value *out);
+/* a bool array's elements as values (may collect: the array must be reachable) */
+nvm_status nvm_array_to_values(struct nvm_vm *vm, nvm_array *a);
+static inline nvm_value nvm_arr_at(const nvm_array *a, uint32_t k)
+{
+    return a->hdr.sub == NVM_ARR_BOOLS ? nvm_bool(a->bools[k] != 0) : a->items[k];
+}
+static inline size_t nvm_arr_esize(const nvm_array *a)
+{
+    return a->hdr.sub == NVM_ARR_BOOLS ? 1 : sizeof(nvm_value);
+}
 nvm_status nvm_array_push(struct nvm_vm *vm, nvm_value arr, nvm_value v);
 /* Index i may be negative (from the end); out of range is a program error. */
 nvm_status nvm_array_get(struct nvm_vm *vm, nvm_value arr_or_str, nvm_value i, nvm_value *out);

@@ -286,6 +286,20 @@ static NVM_COLD nvm_status grow_handlers(nvm_vm *vm)
     return st;
 }
 
+/* Stores *v at arr[k] (k < cap) when the array's storage can hold it without converting; false:
+ * the caller takes the general path (nvm_array_set/push), which converts a bool array. */
+static inline bool arr_put(nvm_array *arr, int64_t k, const nvm_value *v)
+{
+    if (LIKELY(arr->hdr.sub == NVM_ARR_VALUES)) {
+        vcopy(&arr->items[k], v);
+        return true;
+    }
+    if (v->type != NVM_T_BOOL)
+        return false;
+    arr->bools[k] = (uint8_t)(v->as.b != 0);
+    return true;
+}
+
 /* Fills `arr` (fresh, rooted only by the caller's troot) with n values. */
 static nvm_status fill_array(nvm_vm *vm, nvm_value out, const nvm_value *vals, uint32_t n)
 {
@@ -662,7 +676,7 @@ static inline nvm_value fx_slot(const nvm_value *s)
             FX_FALLBACK();                                                                         \
         const nvm_array *arr = nvm_heap_obj(&vm->heap, *u);                                        \
         int64_t k = w->as.i < 0 ? w->as.i + (int64_t)arr->len : w->as.i;                           \
-        if (UNLIKELY(k < 0 || k >= (int64_t)arr->len ||                                            \
+        if (UNLIKELY(k < 0 || k >= (int64_t)arr->len || arr->hdr.sub != NVM_ARR_VALUES ||          \
                      (c_ = fx_cmp(NVM_OP_##O, fx_slot(&arr->items[k]),                             \
                                   fx_slot(&slots[nvm_fx_lo(ip->k.i) >> 16]))) < 0))                \
             FX_FALLBACK();                                                                         \
@@ -1212,7 +1226,8 @@ reswitch:
         {
             uint32_t n = ip->a;
             nvm_value out;
-            CHECK(nvm_array_new(vm, n, &out));
+            /* an empty array keeps bools as bytes until another value is stored */
+            CHECK(n == 0 ? nvm_array_new_bools(vm, &out) : nvm_array_new(vm, n, &out));
             CHECK(fill_array(vm, out, sp - n, n));
             sp -= n;
             *sp++ = out;
@@ -1225,7 +1240,10 @@ reswitch:
                 const nvm_array *arr = nvm_heap_obj(&vm->heap, a);
                 int64_t k = i.as.i < 0 ? i.as.i + (int64_t)arr->len : i.as.i;
                 if (LIKELY(k >= 0 && k < (int64_t)arr->len)) {
-                    vcopy(sp - 2, &arr->items[k]);
+                    if (LIKELY(arr->hdr.sub == NVM_ARR_VALUES))
+                        vcopy(sp - 2, &arr->items[k]);
+                    else
+                        sp[-2] = nvm_bool(arr->bools[k] != 0);
                     sp--;
                     NEXT();
                 }
@@ -1245,8 +1263,7 @@ reswitch:
             if (LIKELY(i.type == NVM_T_INT)) {
                 nvm_array *arr = nvm_heap_obj(&vm->heap, a);
                 int64_t k = i.as.i < 0 ? i.as.i + (int64_t)arr->len : i.as.i;
-                if (LIKELY(k >= 0 && k < (int64_t)arr->len)) {
-                    vcopy(&arr->items[k], sp - 1);
+                if (LIKELY(k >= 0 && k < (int64_t)arr->len && arr_put(arr, k, sp - 1))) {
                     sp -= 2;
                     NEXT();
                 }
@@ -1472,7 +1489,11 @@ reswitch:
             if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
                 FX_FALLBACK();
             gas_left -= 2;
-            vcopy(sp++, &arr->items[k]);
+            if (LIKELY(arr->hdr.sub == NVM_ARR_VALUES))
+                vcopy(sp, &arr->items[k]);
+            else
+                *sp = nvm_bool(arr->bools[k] != 0);
+            sp++;
             ip += 3;
             DISPATCH();
         }
@@ -1482,10 +1503,9 @@ reswitch:
                 FX_FALLBACK();
             nvm_array *arr = nvm_heap_obj(&vm->heap, sp[-3]);
             int64_t k = sp[-2].as.i < 0 ? sp[-2].as.i + (int64_t)arr->len : sp[-2].as.i;
-            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
+            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len || !arr_put(arr, k, sp - 1)))
                 FX_FALLBACK();
             gas_left -= 1;
-            vcopy(&arr->items[k], sp - 1);
             sp -= 3;
             ip += 2;
             DISPATCH();
@@ -1495,10 +1515,10 @@ reswitch:
             if (UNLIKELY(gas_left < 1 || sp[-2].type != NVM_T_ARRAY))
                 FX_FALLBACK();
             nvm_array *arr = nvm_heap_obj(&vm->heap, sp[-2]);
-            if (LIKELY(arr->len < arr->cap))
-                vcopy(&arr->items[arr->len++], sp - 1);
-            else
+            if (!(LIKELY(arr->len < arr->cap) && arr_put(arr, arr->len, sp - 1)))
                 CHECK(nvm_array_push(vm, sp[-2], sp[-1]));
+            else
+                arr->len++;
             gas_left -= 1;
             sp -= 2;
             ip += 2;
@@ -1513,10 +1533,9 @@ reswitch:
                 FX_FALLBACK();
             nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
             int64_t k = w->as.i < 0 ? w->as.i + (int64_t)arr->len : w->as.i;
-            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
+            if (UNLIKELY(k < 0 || k >= (int64_t)arr->len || !arr_put(arr, k, x)))
                 FX_FALLBACK();
             gas_left -= 4;
-            vcopy(&arr->items[k], x);
             ip += 5;
             DISPATCH();
         }
@@ -1530,7 +1549,10 @@ reswitch:
             if (UNLIKELY(k < 0 || k >= (int64_t)arr->len))
                 FX_FALLBACK();
             gas_left -= 4;
-            arr->items[k] = nvm_bool(nvm_fx_hi(ip->k.i) != 0);
+            if (LIKELY(arr->hdr.sub == NVM_ARR_VALUES))
+                arr->items[k] = nvm_bool(nvm_fx_hi(ip->k.i) != 0);
+            else
+                arr->bools[k] = (uint8_t)(nvm_fx_hi(ip->k.i) != 0);
             ip += 5;
             DISPATCH();
         }
@@ -1540,10 +1562,10 @@ reswitch:
             if (UNLIKELY(gas_left < 3 || u->type != NVM_T_ARRAY || x->type == NVM_T_UNDEF))
                 FX_FALLBACK();
             nvm_array *arr = nvm_heap_obj(&vm->heap, *u);
-            if (UNLIKELY(arr->len >= arr->cap))
+            if (UNLIKELY(arr->len >= arr->cap || !arr_put(arr, arr->len, x)))
                 FX_FALLBACK();
             gas_left -= 3;
-            vcopy(&arr->items[arr->len++], x);
+            arr->len++;
             ip += 4;
             DISPATCH();
         }
@@ -1556,7 +1578,10 @@ reswitch:
             if (UNLIKELY(arr->len >= arr->cap))
                 FX_FALLBACK();
             gas_left -= 3;
-            arr->items[arr->len++] = nvm_bool(nvm_fx_lo(ip->k.i) != 0);
+            if (LIKELY(arr->hdr.sub == NVM_ARR_VALUES))
+                arr->items[arr->len++] = nvm_bool(nvm_fx_lo(ip->k.i) != 0);
+            else
+                arr->bools[arr->len++] = (uint8_t)(nvm_fx_lo(ip->k.i) != 0);
             ip += 4;
             DISPATCH();
         }

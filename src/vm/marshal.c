@@ -108,7 +108,7 @@ static nvm_status enc_container(nvm_vm *vm, enc_path *path, nvm_value v, uint32_
         if (nvm_mbuf_put(b, t, 5) != NVM_OK)
             st = enc_full(vm);
         for (uint32_t i = 0; st == NVM_OK && i < a->len; i++)
-            st = enc_value(vm, path, a->items[i], depth + 1, b);
+            st = enc_value(vm, path, nvm_arr_at(a, i), depth + 1, b);
     } else {
         const nvm_map *m = (const nvm_map *)hdr;
         t[0] = NVM_MT_MAP;

@@ -281,7 +281,7 @@ nvm_status nvm_str_join(nvm_vm *vm, nvm_value arr, nvm_value sep, nvm_value *out
         if (i > 0)
             st = nvm_format_append(vm, sep, &buf, &len, &cap);
         if (st == NVM_OK)
-            st = nvm_format_append(vm, a->items[i], &buf, &len, &cap);
+            st = nvm_format_append(vm, nvm_arr_at(a, i), &buf, &len, &cap);
     }
     if (st == NVM_OK)
         st = nvm_str_new(vm, buf, len, out);

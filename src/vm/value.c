@@ -115,8 +115,8 @@ bool nvm_equal(const nvm_vm *vm, nvm_value a, nvm_value b)
                 depth--;
                 continue;
             }
-            x = xa->items[f->idx];
-            y = ya->items[f->idx];
+            x = nvm_arr_at(xa, f->idx);
+            y = nvm_arr_at(ya, f->idx);
             f->idx++;
         } else {
             const nvm_map *xm = (const nvm_map *)oa, *ym = h->objs[f->hb];
@@ -343,7 +343,7 @@ nvm_status nvm_format_append(nvm_vm *vm, nvm_value v, char **buf, size_t *len, s
         if (hdr->kind == NVM_OBJ_ARRAY) {
             const nvm_array *a = (const nvm_array *)hdr;
             if (f->idx < a->len) {
-                nvm_value x = a->items[f->idx];
+                nvm_value x = nvm_arr_at(a, f->idx);
                 if (f->idx++ > 0)
                     st = PUT_LIT(", ");
                 if (st == NVM_OK)

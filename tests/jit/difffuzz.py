@@ -453,10 +453,13 @@ class Gen:
                 out += self.expr(c, "any", d, True)
             return out + ["NEW_ARRAY %d" % n]
         if r < 0.45:
-            return self.expr(c, "arr", d, small) + self.expr(c, "any", d, True) + ["ARR_PUSH"]
+            # bools often: an array made by NEW_ARRAY 0 stores bools as bytes until another
+            # value comes (heap.h)
+            return self.expr(c, "arr", d, small) + self.expr(c, self.pick(["any", "bool"]), d,
+                                                             True) + ["ARR_PUSH"]
         if r < 0.55:
             return self.expr(c, "arr", d, small) + ["PUSH %d" % self.rng.randint(-3, 3)] + \
-                self.expr(c, "any", d, True) + ["ARR_SET"]
+                self.expr(c, self.pick(["any", "bool"]), d, True) + ["ARR_SET"]
         if r < 0.63:
             a = self.rng.randint(-3, 5)
             return ["PUSH %d" % a, "PUSH %d" % (a + self.rng.randint(-1, 6)), "MAKE_RANGE"]
@@ -534,7 +537,8 @@ class Gen:
             if slots:
                 s = self.pick(slots)
                 if c.slot_types[s] == "arr":
-                    return Leaf(["LOAD %d" % s] + self.expr(c, "any", 0, True) + ["ARR_PUSH", "POP"])
+                    return Leaf(["LOAD %d" % s] + self.expr(c, self.pick(["any", "bool"]), 0, True) +
+                                ["ARR_PUSH", "POP"])
                 return Leaf(["LOAD %d" % s] + self.expr(c, "any", 0, True) +
                             ['SET_FIELD "%s"' % self.pick(FIELDS), "POP"])
         if compound and r < 0.6:

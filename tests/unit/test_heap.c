@@ -433,6 +433,78 @@ static void test_memory_limit(void **state)
     nvm_vm_free(vm);
 }
 
+/* An array from nvm_array_new_bools holds bools as bytes: 1 byte per element in the arena's
+ * count, the same values as any array, and its storage becomes values (16 bytes each, every
+ * element kept) when another value is stored; freed, it gives back exactly what it took. A
+ * failed conversion leaves the bools as they were. */
+static void test_bool_arrays(void **state)
+{
+    (void)state;
+    nvm_vm *vm = new_vm(0, true, 0); /* a collection at every allocation */
+    nvm_gc_collect(vm);
+    nvm_value a, v, s = rooted(vm, str(vm, "x"));
+    assert_int_equal(nvm_array_new_bools(vm, &a), NVM_OK);
+    rooted(vm, a);
+    size_t base = vm->heap.bytes;
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(nvm_array_push(vm, a, nvm_bool(i % 3 == 0)), NVM_OK);
+    const nvm_array *arr = nvm_heap_obj(&vm->heap, a);
+    assert_int_equal(arr->hdr.sub, NVM_ARR_BOOLS);
+    assert_int_equal(arr->cap, 16384);
+    assert_int_equal(vm->heap.bytes - base, 16384);
+    assert_int_equal(nvm_array_get(vm, a, nvm_int(-1), &v), NVM_OK);
+    assert_int_equal(v.type, NVM_T_BOOL);
+    assert_int_equal(v.as.b, 9999 % 3 == 0);
+    assert_int_equal(nvm_array_set(vm, a, nvm_int(1), nvm_bool(true)), NVM_OK);
+    assert_int_equal(arr->hdr.sub, NVM_ARR_BOOLS);
+    assert_int_equal(nvm_array_set(vm, a, nvm_int(2), s), NVM_OK); /* a string: converted */
+    assert_int_equal(arr->hdr.sub, NVM_ARR_VALUES);
+    assert_int_equal(vm->heap.bytes - base, 16384 * sizeof(nvm_value));
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(nvm_array_get(vm, a, nvm_int(i), &v), NVM_OK);
+        if (i == 2) {
+            assert_int_equal(v.type, NVM_T_STR);
+            continue;
+        }
+        assert_int_equal(v.type, NVM_T_BOOL);
+        assert_int_equal(v.as.b, i % 3 == 0 || i == 1);
+    }
+    nvm_troot_pop(vm, 1);
+    nvm_gc_collect(vm);
+    assert_true(vm->heap.bytes < base); /* the array and its 16384 values are gone */
+    assert_true(base - vm->heap.bytes < 256);
+    size_t before = vm->heap.bytes;
+    assert_int_equal(nvm_array_new_bools(vm, &a), NVM_OK);
+    rooted(vm, a);
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(nvm_array_push(vm, a, nvm_bool(true)), NVM_OK);
+    assert_true(vm->heap.bytes >= before + 8192);
+    nvm_troot_pop(vm, 1);
+    nvm_gc_collect(vm); /* a bool array freed as bools */
+    assert_true(vm->heap.bytes <= before + 256 && vm->heap.bytes + 256 >= before);
+    nvm_troot_pop(vm, 1);
+    nvm_vm_free(vm);
+
+    /* the conversion's allocation fails: an error, the array still bools */
+    vm = new_vm(0, false, 0);
+    assert_int_equal(nvm_array_new_bools(vm, &a), NVM_OK);
+    rooted(vm, a);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(nvm_array_push(vm, a, nvm_bool(i % 2 == 0)), NVM_OK);
+    vm->cfg.fail_alloc_at = vm->heap.nalloc + 1;
+    assert_int_equal(nvm_array_push(vm, a, nvm_int(7)), NVM_E_MEMORY);
+    arr = nvm_heap_obj(&vm->heap, a);
+    assert_int_equal(arr->hdr.sub, NVM_ARR_BOOLS);
+    assert_int_equal(arr->len, 100);
+    assert_int_equal(nvm_array_get(vm, a, nvm_int(98), &v), NVM_OK);
+    assert_int_equal(v.type, NVM_T_BOOL);
+    assert_int_equal(v.as.b, 1);
+    assert_int_equal(nvm_array_get(vm, a, nvm_int(99), &v), NVM_OK);
+    assert_int_equal(v.as.b, 0);
+    nvm_troot_pop(vm, 1);
+    nvm_vm_free(vm);
+}
+
 static void test_fail_alloc_at(void **state)
 {
     (void)state;
@@ -477,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_truthy_cast),     cmocka_unit_test(test_gc_frees_and_keeps),
         cmocka_unit_test(test_gc_deep_nesting), cmocka_unit_test(test_gc_stress),
         cmocka_unit_test(test_memory_limit),    cmocka_unit_test(test_fail_alloc_at),
+        cmocka_unit_test(test_bool_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

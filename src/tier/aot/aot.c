@@ -60,6 +60,7 @@ static const layout layouts[] = {
     {"O_array_len", offsetof(nvm_array, len)},
     {"O_array_items", offsetof(nvm_array, items)},
     {"O_array_cap", offsetof(nvm_array, cap)},
+    {"O_array_kind", offsetof(nvm_array, hdr) + offsetof(nvm_gchdr, sub)},
     {"O_map_nentries", offsetof(nvm_map, nentries)},
     {"O_map_entries", offsetof(nvm_map, entries)},
     {"SZ_mapentry", sizeof(nvm_mapentry)},
@@ -132,6 +133,8 @@ static const char *const prelude[] = {
     "static inline int64_t DB(double f)\n{\n    union { int64_t i; double f; } u;\n"
     "    u.f = f;\n    return u.i;\n}\n"
     "#define FV(t, i) ((t) == 3 ? BD(i) : (double)(i))\n"
+    "/* the array object o stores values (not bools as bytes) */\n"
+    "#define ARRV(o) (*(const uint16_t *)((o) + O_array_kind) == 0)\n"
     "/* truthiness of a value with payload i and tag t (c: its cell) */\n"
     "static inline int TRUTHY(struct nvm_vm *vm, nvm_value *c, int64_t i, uint32_t t)\n{\n"
     "    if (t == 1)\n        return (int)i != 0;\n    if (t == 2)\n        return i != 0;\n"
@@ -574,6 +577,20 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
     }
 }
 
+/* after `if (ARRV(o_)) {...}`: else, when the value at position v is a bool, store it as the
+ * byte at index k of the bool array o_ and set ok_ */
+static void bool_elem_store(gen *g, uint32_t v, const char *k)
+{
+    nm t = is(g, v, NVM_T_BOOL);
+    if (strcmp(t.s, "0") == 0)
+        return;
+    nvm_tb_printf(g->b,
+                  "    else if (%s) {\n"
+                  "    (*(uint8_t **)(o_ + O_array_items))[%s] = (uint8_t)((int)%s != 0);\n"
+                  "    ok_ = 1;\n    }\n",
+                  t.s, k, xi(g, v).s);
+}
+
 /* the object of the handle at position q. When the handle came from slot s, ob<s> keeps the
  * object's address until the slot is stored to: objects do not move, and the slot keeps the
  * object alive. */
@@ -640,14 +657,14 @@ static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
         nvm_tb_printf(g->b, "    fo%" PRIu32 " = en_; fn%" PRIu32 " = ne_;\n", o, o);
     nvm_tb_printf(g->b,
                   "    }\n"
-                  "    uint32_t pos_ = *(const uint32_t *)(PFCODE(%" PRIu32 ") + %" PRIu32
+                  "    uint32_t pos_ = *(const uint32_t *)(pc_ + %" PRIu32
                   "u * SZ_insn + O_insn_k);\n"
                   "    if (L(pos_ < ne_)) {\n"
                   "    char *e_ = en_ + (size_t)pos_ * SZ_mapentry;\n"
                   "    if (L(((nvm_value *)(e_ + O_me_key))->type == 4 && ((nvm_value *)(e_ + "
-                  "O_me_key))->as.h == F(nvm_value *, O_consts)[%" PRIu32 "].as.h))\n"
+                  "O_me_key))->as.h == ks_[%" PRIu32 "].as.h))\n"
                   "    v_ = (nvm_value *)(e_ + O_me_value);\n    }\n",
-                  g->fi, i, a);
+                  i, a);
     if (k != UINT32_MAX)
         nvm_tb_printf(g->b, "    fc%" PRIu32 " = v_;\n", k);
     nvm_tb_printf(g->b, "    }\n");
@@ -887,9 +904,7 @@ static void emit_version(gen *g)
                 set_res(g, H, NVM_T_NULL);
                 break;
             case NVM_OP_PUSH_STR:
-                nvm_tb_printf(b,
-                              "    pI%" PRIu32 " = F(nvm_value *, O_consts)[%" PRIu32 "].as.h;\n",
-                              H, in->a);
+                nvm_tb_printf(b, "    pI%" PRIu32 " = ks_[%" PRIu32 "].as.h;\n", H, in->a);
                 set_res(g, H, NVM_T_STR);
                 break;
             case NVM_OP_DUP:
@@ -1003,7 +1018,7 @@ static void emit_version(gen *g)
                     nvm_tb_printf(b,
                                   "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
                                   "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
-                                  "    if (L((uint64_t)k_ < n_)) {\n"
+                                  "    if (L((uint64_t)k_ < n_ && ARRV(o_))) {\n"
                                   "    it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n"
                                   "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
                                   "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
@@ -1025,6 +1040,7 @@ static void emit_version(gen *g)
                               "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
                               "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
                               "    if (L((uint64_t)k_ < n_)) {\n"
+                              "    if (L(ARRV(o_))) {\n"
                               "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n",
                               xi(g, qx).s);
                 if (set) {
@@ -1032,7 +1048,16 @@ static void emit_version(gen *g)
                 } else {
                     load_val(g, qa, "(*it_)", r);
                 }
-                nvm_tb_printf(b, "    ok_ = 1;\n    }\n    }\n");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
+                /* a bool array (heap.h): a bool is a byte; anything else takes the cold path */
+                if (set)
+                    bool_elem_store(g, H - 1, "k_");
+                else if (r == R_G || r == NVM_T_BOOL) {
+                    nvm_tb_printf(b, "    else {\n");
+                    assign(g, qa, r, NVM_T_BOOL, "(*(uint8_t **)(o_ + O_array_items))[k_]");
+                    nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
+                }
+                nvm_tb_printf(b, "    }\n    }\n");
                 slow_reload(g, i, set ? -1 : (int)qa, r);
                 if (!set)
                     set_res(g, qa, r);
@@ -1045,10 +1070,13 @@ static void emit_version(gen *g)
                 nvm_tb_printf(b,
                               "    uint32_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
                               "    if (L(n_ < *(uint32_t *)(o_ + O_array_cap))) {\n"
+                              "    if (L(ARRV(o_))) {\n"
                               "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + n_;\n");
                 store_val(g, H - 1, "(*it_)");
+                nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
+                bool_elem_store(g, H - 1, "n_");
                 nvm_tb_printf(b,
-                              "    *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n    ok_ = 1;\n    }\n"
+                              "    if (L(ok_)) *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n    }\n"
                               "    }\n");
                 slow_reload(g, i, -1, 0);
                 break;
@@ -1228,9 +1256,15 @@ static void emit_as(gen *g, char pre, const nvm_fninfo *f, const uint8_t *spec,
     emit_version(g);
 }
 
-/* the C locals of every stack position and slot (slots start unwritten: tag 7) */
+/* the C locals of every stack position and slot (slots start unwritten: tag 7); pc_ and ks_:
+ * the function's prepared code (inline caches) and the module's string constants, which stay
+ * where they are while the module is loaded */
 static void declare_locals(gen *g)
 {
+    nvm_tb_printf(g->b,
+                  "    const char *pc_ = PFCODE(%" PRIu32 "); (void)pc_;\n"
+                  "    const nvm_value *ks_ = F(const nvm_value *, O_consts); (void)ks_;\n",
+                  g->fi);
     for (uint32_t q = 0; q < g->W; q++)
         nvm_tb_printf(g->b,
                       "    int64_t pI%" PRIu32 " = 0; double pD%" PRIu32 " = 0; uint32_t pT%" PRIu32

@@ -47,6 +47,8 @@
  * (the value at [reg + FLD]); after C code ran, the address of the entry's own cell less FLD. */
 enum { V_MEM, V_SLOT, V_CONST, V_REG, V_XREG, V_FLD };
 #define FLD ((int32_t)offsetof(nvm_mapentry, value))
+/* an array's element storage (enum nvm_arr_kind, the low byte of hdr.sub) */
+#define ARR_KIND ((int32_t)(offsetof(nvm_array, hdr) + offsetof(nvm_gchdr, sub)))
 typedef struct vent {
     uint8_t kind;
     tmask m;
@@ -402,6 +404,13 @@ static void ld(jc *c, const vent *e, uint32_t q, int r)
     case V_FLD: mov_rm(&c->a, r, e->reg, FLD); break;
     default: movq_rx(&c->a, r, e->reg); break;
     }
+}
+/* the bool at position q as the byte 0 or 1 in AL (RAX) */
+static void bool_byte(jc *c, uint32_t q)
+{
+    ld(c, &c->vs[q], q, RAX);
+    test32_rr(&c->a, RAX, RAX);
+    setcc(&c->a, CC_NE, RAX);
 }
 /* e (a number) as a double in XMM x; ints are converted (through RAX). */
 static void ldf(jc *c, const vent *e, uint32_t q, int x)
@@ -2114,6 +2123,27 @@ body:
                 }
                 alu_rr(&c->a, ALU_CMP, RDX, RAX);
                 jcc(&c->a, CC_AE, stub); /* unsigned: negative after the fix-up is out too */
+                /* a bool array (heap.h): bytes, read as bools; written with a known bool */
+                uint32_t bools = x64_label(&c->a);
+                bool inl = !sint && (!set || c->vs[H - 1].m == TM_BOOL);
+                cmp8_mi(&c->a, ar, ARR_KIND, NVM_ARR_VALUES);
+                jcc(&c->a, CC_NE, inl ? bools : stub);
+                if (inl) {
+                    uint32_t vals = x64_label(&c->a);
+                    jmp(&c->a, vals);
+                    x64_bind(&c->a, bools);
+                    alu_rm(&c->a, ALU_ADD, RDX, ar, (int32_t)offsetof(nvm_array, items));
+                    if (set) {
+                        bool_byte(c, H - 1);
+                        mov8_mr(&c->a, RDX, 0, RAX);
+                    } else {
+                        movzx8_rm(&c->a, RAX, RDX, 0);
+                        mov_mr(&c->a, R13, cell(c, qa), RAX);
+                        mov32_mi(&c->a, R13, cell(c, qa) + TAG, NVM_T_BOOL);
+                    }
+                    jmp(&c->a, done);
+                    x64_bind(&c->a, vals);
+                }
                 shift_ri(&c->a, 4, RDX, 4);
                 alu_rm(&c->a, ALU_ADD, RDX, ar, (int32_t)offsetof(nvm_array, items));
                 if (sint) {
@@ -2186,6 +2216,20 @@ body:
                 mov32_rm(&c->a, RDX, ar, (int32_t)offsetof(nvm_array, len));
                 alu32_rm(&c->a, ALU_CMP, RDX, ar, (int32_t)offsetof(nvm_array, cap));
                 jcc(&c->a, CC_AE, stub);
+                cmp8_mi(&c->a, ar, ARR_KIND, NVM_ARR_VALUES);
+                if (c->vs[H - 1].m == TM_BOOL) {
+                    /* a bool array (heap.h): the bool as a byte */
+                    uint32_t vals = x64_label(&c->a);
+                    jcc(&c->a, CC_E, vals);
+                    alu32_mi(&c->a, ALU_ADD, ar, (int32_t)offsetof(nvm_array, len), 1);
+                    alu_rm(&c->a, ALU_ADD, RDX, ar, (int32_t)offsetof(nvm_array, items));
+                    bool_byte(c, H - 1);
+                    mov8_mr(&c->a, RDX, 0, RAX);
+                    jmp(&c->a, done);
+                    x64_bind(&c->a, vals);
+                } else {
+                    jcc(&c->a, CC_NE, stub); /* a bool array: the helper converts it */
+                }
                 alu32_mi(&c->a, ALU_ADD, ar, (int32_t)offsetof(nvm_array, len), 1);
                 shift_ri(&c->a, 4, RDX, 4);
                 alu_rm(&c->a, ALU_ADD, RDX, ar, (int32_t)offsetof(nvm_array, items));

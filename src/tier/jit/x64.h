@@ -261,6 +261,24 @@ static inline void alu32_mi(x64_asm *a, int op, int base, int32_t disp, int32_t 
         x64_u32(a, (uint32_t)imm);
     }
 }
+static inline void cmp8_mi(x64_asm *a, int base, int32_t disp, uint8_t imm) /* cmp byte */
+{
+    x64_op_rm(a, 0, 0x80, ALU_CMP, base, disp);
+    x64_byte(a, imm);
+}
+static inline void movzx8_rm(x64_asm *a, int dst, int base, int32_t disp) /* movzx r32, byte */
+{
+    x64_rex(a, 0, dst, base, false);
+    x64_byte(a, 0x0F);
+    x64_byte(a, 0xB6);
+    x64_mem(a, dst, base, disp);
+}
+static inline void mov8_mr(x64_asm *a, int base, int32_t disp, int src) /* mov byte, src's low */
+{
+    x64_rex(a, 0, src, base, src >= 4); /* SPL..DIL need a REX prefix */
+    x64_byte(a, 0x88);
+    x64_mem(a, src, base, disp);
+}
 static inline void alu64_mi(x64_asm *a, int op, int base, int32_t disp, int32_t imm)
 {
     if (imm >= -128 && imm <= 127) {
