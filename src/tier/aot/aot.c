@@ -203,6 +203,7 @@ typedef struct gen {
     int8_t *rep;     /* W + S representations */
     bool *dirty;     /* W + S: the locals are newer than the cell */
     uint32_t H, blk_end;
+    uint32_t blk_extra;   /* gas charged at the block's entry for the block its JMP enters */
     char pre;             /* label prefix of the version being emitted */
     const nvm_fninfo *f;  /* its analysis */
     const uint8_t *spec;  /* its float speculation sites, NULL: none */
@@ -334,13 +335,18 @@ static tmask entry_mask(const gen *g, const nvm_fninfo *f, uint32_t t, uint32_t 
     return f->state[(size_t)bi * (g->W + g->S) + v];
 }
 
-/* goto the block at t of the version (pre, f), converting representations */
-static void jump_to(gen *g, char pre, const nvm_fninfo *f, uint32_t t)
+/* goto the block at t of the version (pre, f), converting representations; past_check: to
+ * its label after the gas check (pre<t>_) */
+static void jump_to_ex(gen *g, char pre, const nvm_fninfo *f, uint32_t t, bool past_check)
 {
     for (uint32_t v = 0; v < g->W + g->S; v++)
         if (v < g->H || v >= g->W)
             coerce(g, v, g->rep[v], rep_of(entry_mask(g, f, t, v)));
-    nvm_tb_printf(g->b, "    goto %c%" PRIu32 ";\n", pre, t);
+    nvm_tb_printf(g->b, "    goto %c%" PRIu32 "%s;\n", pre, t, past_check ? "_" : "");
+}
+static void jump_to(gen *g, char pre, const nvm_fninfo *f, uint32_t t)
+{
+    jump_to_ex(g, pre, f, t, false);
 }
 
 /* C expressions for the value at position q */
@@ -432,7 +438,7 @@ static void step(gen *g, uint32_t i, uint32_t top)
     nvm_tb_printf(g->b,
                   "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
                   "    if (U(rc != 0)) { gas += %" PRIu32 "; goto unwind; }\n",
-                  i, cl(g, top), g->blk_end - (i + 1));
+                  i, cl(g, top), g->blk_end - (i + 1) + g->blk_extra);
     fc_drop(g);
 }
 
@@ -829,6 +835,19 @@ static void emit_version(gen *g)
         uint32_t s = f->bstart[bi], e = f->bend[bi];
         g->blk_end = e;
         g->H = (uint32_t)(fn->heights[s] + (int32_t)g->consumed);
+        /* As the JIT: a block ending in a JMP to another block that does not itself end in a
+         * JMP (a loop body going back to its test) also pays for that block and enters it past
+         * its check, so a loop round checks once. When the run's gas cannot cover both, this
+         * block already hands the frame to the interpreter (or the frameless version gives up),
+         * which stops at the exact instruction; a fault refunds the rest of both. */
+        g->blk_extra = 0;
+        if (g->metered && fn->code[e - 1].op == NVM_OP_JMP) {
+            uint32_t t = fn->code[e - 1].a, tb = f->blk_of[t];
+            if (tb != UINT32_MAX && tb != bi && f->bstart[tb] == t && f->seen[tb] &&
+                fn->code[f->bend[tb] - 1].op != NVM_OP_JMP)
+                g->blk_extra = f->bend[tb] - t;
+        }
+        uint32_t L = e - s + g->blk_extra;
         for (uint32_t v = 0; v < W + S; v++) {
             tmask mk = entry_mask(g, f, s, v);
             if (v < W)
@@ -850,10 +869,10 @@ static void emit_version(gen *g)
                           "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
                           "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
                           "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n    }\n",
-                          e - s, e - s, e - s, e - s);
+                          L, L, L, L);
         } else {
-            nvm_tb_printf(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n",
-                          e - s, e - s);
+            nvm_tb_printf(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", L,
+                          L);
             flush(g);
             nvm_tb_printf(
                 b,
@@ -861,8 +880,10 @@ static void emit_version(gen *g)
                 "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
                 "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
                 "    else goto unwind;\n    }\n",
-                e - s, s, cl(g, g->H), e - s, s, cl(g, g->H));
+                L, s, cl(g, g->H), L, s, cl(g, g->H));
         }
+        /* entered from a block that paid for this one already */
+        nvm_tb_printf(b, "%c%" PRIu32 "_:\n", g->pre, s);
         for (uint32_t i = s; i < e; i++) {
             const nvm_insn *in = &fn->code[i];
             uint32_t H = g->H, pH = H;
@@ -956,7 +977,8 @@ static void emit_version(gen *g)
             case NVM_OP_MOD:
                 if (g->spec != NULL && g->spec[i] == 1) {
                     nvm_tb_printf(b, "    if (U(!(%s && %s))) {\n    gas += %" PRIu32 ";\n",
-                                  is(g, H - 2, NVM_T_FLOAT).s, is(g, H - 1, NVM_T_FLOAT).s, e - i);
+                                  is(g, H - 2, NVM_T_FLOAT).s, is(g, H - 1, NVM_T_FLOAT).s,
+                                  e - i + g->blk_extra);
                     jump_to(g, 'G', g->gf, i);
                     nvm_tb_printf(b, "    }\n");
                     g->stk[H - 2] = g->stk[H - 1] = TM_FLOAT;
@@ -1022,7 +1044,7 @@ static void emit_version(gen *g)
                                   "    it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n"
                                   "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
                                   "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
-                                  xi(g, qx).s, e - i);
+                                  xi(g, qx).s, e - i + g->blk_extra);
                     jump_to(g, 'G', g->gf, i);
                     nvm_tb_printf(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
                     set_res(g, qa, NVM_T_INT);
@@ -1040,7 +1062,7 @@ static void emit_version(gen *g)
                               "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
                               "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
                               "    if (L((uint64_t)k_ < n_)) {\n"
-                              "    if (L(ARRV(o_))) {\n"
+                              "    if (ARRV(o_)) {\n"
                               "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n",
                               xi(g, qx).s);
                 if (set) {
@@ -1070,7 +1092,7 @@ static void emit_version(gen *g)
                 nvm_tb_printf(b,
                               "    uint32_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
                               "    if (L(n_ < *(uint32_t *)(o_ + O_array_cap))) {\n"
-                              "    if (L(ARRV(o_))) {\n"
+                              "    if (ARRV(o_)) {\n"
                               "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + n_;\n");
                 store_val(g, H - 1, "(*it_)");
                 nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
@@ -1118,7 +1140,10 @@ static void emit_version(gen *g)
                 set_res(g, H - 1, R_F);
                 break;
             }
-            case NVM_OP_JMP: jump_to(g, g->pre, f, in->a); break;
+            case NVM_OP_JMP:
+                /* with blk_extra, the target's gas is paid already: past its check */
+                jump_to_ex(g, g->pre, f, in->a, g->blk_extra > 0);
+                break;
             case NVM_OP_JZ:
             case NVM_OP_JNZ:
                 if (g->pure)
