@@ -214,14 +214,18 @@ typedef struct gen {
     const int8_t *prt;    /* function -> the type its frameless version returns, -1: any */
     bool metered;         /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
     int32_t *org;         /* W: the slot a stack position was loaded from and still equals, -1 */
-    /* Field cache of the current block: fc<k> (a C local) points at the value of field key[k]
-     * of the map in slot slot[k], found by an earlier lookup in the block, or is 0 after any
-     * runtime call (which may add or remove keys and so move or reuse entries). */
+    /* Field cache of the C function: fc<k> (a C local) points at the value of field fc_key[k]
+     * of the map in slot fc_slot[k], found by an earlier lookup, or is 0. It is set to 0 at
+     * every store to the slot and after every runtime call (which may add or remove keys and so
+     * move or reuse entries), on every path; a use looks it up again when it is 0. fo<k>/fn<k>
+     * likewise keep the entries array and entry count of the map in slot fo_slot[k]. Each C
+     * function is generated twice: the first pass only collects these tables, so that a store
+     * or call also clears entries that later code (a loop's body, say) fills. */
     uint32_t nfc;
     uint32_t fc_slot[NVM_AOT_FC_MAX], fc_key[NVM_AOT_FC_MAX];
-    /* likewise fo<k>/fn<k>: the entries array and entry count of the map in slot fo_slot[k] */
     uint32_t nfo;
     uint32_t fo_slot[NVM_AOT_FO_MAX];
+    bool fc_fixed; /* second pass: the tables are complete */
 } gen;
 
 typedef struct nm {
@@ -418,13 +422,20 @@ static void set_res(gen *g, uint32_t v, int r)
         g->org[v] = -1;
 }
 
-/* after any runtime call: every cached field pointer is looked up again */
-static void fc_drop(gen *g)
+/* after a runtime call (all < 0) or a store to slot `all`: the cached field pointers and
+ * entries concerned are looked up again */
+static void fc_drop_slot(gen *g, int32_t all)
 {
     for (uint32_t k = 0; k < g->nfc; k++)
-        nvm_tb_printf(g->b, "    fc%" PRIu32 " = 0;\n", k);
+        if (all < 0 || g->fc_slot[k] == (uint32_t)all)
+            nvm_tb_printf(g->b, "    fc%" PRIu32 " = 0;\n", k);
     for (uint32_t k = 0; k < g->nfo; k++)
-        nvm_tb_printf(g->b, "    fo%" PRIu32 " = 0;\n", k);
+        if (all < 0 || g->fo_slot[k] == (uint32_t)all)
+            nvm_tb_printf(g->b, "    fo%" PRIu32 " = 0;\n", k);
+}
+static void fc_drop(gen *g)
+{
+    fc_drop_slot(g, -1);
 }
 
 /* instruction i stepped by the runtime (top at position top); an error leaves the function */
@@ -574,12 +585,7 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
         for (uint32_t q = 0; q < W; q++)
             if (g->org[q] == sl)
                 g->org[q] = -1;
-        for (uint32_t k = 0; k < g->nfc; k++)
-            if (g->fc_slot[k] == (uint32_t)sl)
-                g->fc_slot[k] = UINT32_MAX;
-        for (uint32_t k = 0; k < g->nfo; k++)
-            if (g->fo_slot[k] == (uint32_t)sl)
-                g->fo_slot[k] = UINT32_MAX;
+        fc_drop_slot(g, sl);
     }
 }
 
@@ -615,40 +621,34 @@ static void obj(gen *g, uint32_t q)
 }
 
 /* v_ = the value of field a of the map at position q, through the instruction's inline cache,
- * or 0 (the cold path). When the map came from a slot, the pointer is kept for later accesses
- * of the same field in the block (see gen.fc_slot). */
+ * or 0 (the cold path). When the map came from a slot, the pointer and the map's entries are
+ * kept for later accesses (see gen.fc_slot). */
 static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
 {
     int32_t sl = g->org[q];
-    uint32_t k = UINT32_MAX;
-    bool known = false;
+    uint32_t k = UINT32_MAX, o = UINT32_MAX;
     for (uint32_t j = 0; sl >= 0 && j < g->nfc; j++)
-        if (g->fc_slot[j] == (uint32_t)sl && g->fc_key[j] == a) {
+        if (g->fc_slot[j] == (uint32_t)sl && g->fc_key[j] == a)
             k = j;
-            known = true;
-        }
-    if (sl >= 0 && k == UINT32_MAX && g->nfc < NVM_AOT_FC_MAX) {
-        k = g->nfc++;
-        g->fc_slot[k] = (uint32_t)sl;
-        g->fc_key[k] = a;
-    }
-    /* the map's entries, from an earlier lookup on the same slot in the block */
-    uint32_t o = UINT32_MAX;
-    bool oknown = false;
     for (uint32_t j = 0; sl >= 0 && j < g->nfo; j++)
-        if (g->fo_slot[j] == (uint32_t)sl) {
+        if (g->fo_slot[j] == (uint32_t)sl)
             o = j;
-            oknown = true;
+    if (!g->fc_fixed && sl >= 0) {
+        if (k == UINT32_MAX && g->nfc < NVM_AOT_FC_MAX) {
+            k = g->nfc++;
+            g->fc_slot[k] = (uint32_t)sl;
+            g->fc_key[k] = a;
         }
-    if (sl >= 0 && o == UINT32_MAX && g->nfo < NVM_AOT_FO_MAX) {
-        o = g->nfo++;
-        g->fo_slot[o] = (uint32_t)sl;
+        if (o == UINT32_MAX && g->nfo < NVM_AOT_FO_MAX) {
+            o = g->nfo++;
+            g->fo_slot[o] = (uint32_t)sl;
+        }
     }
-    if (known)
+    if (k != UINT32_MAX)
         nvm_tb_printf(g->b, "    nvm_value *v_ = fc%" PRIu32 ";\n    if (U(v_ == 0)) {\n", k);
     else
         nvm_tb_printf(g->b, "    nvm_value *v_ = 0;\n    {\n");
-    if (oknown)
+    if (o != UINT32_MAX)
         nvm_tb_printf(g->b,
                       "    char *en_ = fo%" PRIu32 "; uint32_t ne_ = fn%" PRIu32
                       ";\n    if (U(en_ == 0)) {\n",
@@ -859,8 +859,6 @@ static void emit_version(gen *g)
             if (v < W)
                 g->org[v] = -1;
         }
-        g->nfc = 0;
-        g->nfo = 0;
         nvm_tb_printf(b, "%c%" PRIu32 ":\n", g->pre, s);
         if (!g->metered) {
             /* no gas code */
@@ -868,8 +866,10 @@ static void emit_version(gen *g)
             nvm_tb_printf(b,
                           "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
                           "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
-                          "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n    }\n",
+                          "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n",
                           L, L, L, L);
+            fc_drop(g); /* the interrupt hook ran */
+            nvm_tb_printf(b, "    }\n");
         } else {
             nvm_tb_printf(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", L,
                           L);
@@ -879,8 +879,10 @@ static void emit_version(gen *g)
                 "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
                 "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
                 "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
-                "    else goto unwind;\n    }\n",
+                "    else goto unwind;\n",
                 L, s, cl(g, g->H), L, s, cl(g, g->H));
+            fc_drop(g); /* the interrupt hook ran */
+            nvm_tb_printf(b, "    }\n");
         }
         /* entered from a block that paid for this one already */
         nvm_tb_printf(b, "%c%" PRIu32 "_:\n", g->pre, s);
@@ -1281,6 +1283,16 @@ static void emit_as(gen *g, char pre, const nvm_fninfo *f, const uint8_t *spec,
     emit_version(g);
 }
 
+/* pass 0 of a C function: output into `first` (discarded), the field cache tables collected;
+ * pass 1: output into `out` with the tables complete */
+static void fc_pass(gen *g, int pass, nvm_tb *first, nvm_tb *out)
+{
+    g->b = pass == 0 ? first : out;
+    g->fc_fixed = pass == 1;
+    if (pass == 0)
+        g->nfc = g->nfo = 0;
+}
+
 /* the C locals of every stack position and slot (slots start unwritten: tag 7); pc_ and ks_:
  * the function's prepared code (inline caches) and the module's string constants, which stay
  * where they are while the module is loaded */
@@ -1300,9 +1312,9 @@ static void declare_locals(gen *g)
                       "    int64_t sI%" PRIu32 " = 0; double sD%" PRIu32 " = 0; uint32_t sT%" PRIu32
                       " = 7; char *ob%" PRIu32 " = 0;\n",
                       n, n, n, n);
-    for (uint32_t k = 0; k < NVM_AOT_FC_MAX; k++)
+    for (uint32_t k = 0; k < g->nfc; k++)
         nvm_tb_printf(g->b, "    nvm_value *fc%" PRIu32 " = 0;\n", k);
-    for (uint32_t k = 0; k < NVM_AOT_FO_MAX; k++)
+    for (uint32_t k = 0; k < g->nfo; k++)
         nvm_tb_printf(g->b, "    char *fo%" PRIu32 " = 0; uint32_t fn%" PRIu32 " = 0;\n", k, k);
 }
 
@@ -1490,6 +1502,7 @@ static void emit_fn(gen *g, const nvm_fninfo *fs, const nvm_fninfo *fg, const ui
         nvm_tb_printf(b, "C%" PRIu32 ":\n", t);
         for (uint32_t n = 0; n < S; n++)
             nvm_tb_printf(b, "    ob%" PRIu32 " = 0;\n", n);
+        fc_drop(g);
         for (uint32_t v = 0; v < W + S; v++)
             if (v < g->H || v >= W)
                 load_val(g, v, cell(g, v).s, rep_of(entry_mask(g, fg, t, v)));
@@ -1590,19 +1603,31 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
             b.oom = true;
         else if (!ok)
             emit_fn(&g, NULL, NULL, NULL, NULL);
-        else if (spec)
-            emit_fn(&g, &fs, &fg, site, argspec);
-        else
-            emit_fn(&g, NULL, &fi, NULL, NULL);
+        /* each C function twice: the first pass collects the field cache (gen.fc_slot) */
+        for (int pass = 0; ok && !b.oom && pass < 2; pass++) {
+            nvm_tb first = {0};
+            fc_pass(&g, pass, &first, &b);
+            if (spec)
+                emit_fn(&g, &fs, &fg, site, argspec);
+            else
+                emit_fn(&g, NULL, &fi, NULL, NULL);
+            nvm_tb_free(&first);
+        }
         if (!b.oom && pok[f]) {
             nvm_fninfo fpi;
             if (nvm_analyse(m, fn, &fpi, NULL, NULL, pspec[f])) {
-                emit_pure(&g, &fpi);
+                for (int pass = 0; pass < 2; pass++) {
+                    nvm_tb first = {0};
+                    fc_pass(&g, pass, &first, &b);
+                    emit_pure(&g, &fpi);
+                    nvm_tb_free(&first);
+                }
                 nvm_fninfo_free(&fpi);
             } else {
                 b.oom = true;
             }
         }
+        g.b = &b;
         free(g.stk);
         free(g.sl);
         free(g.post);
