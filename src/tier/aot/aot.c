@@ -203,17 +203,18 @@ typedef struct gen {
     int8_t *rep;     /* W + S representations */
     bool *dirty;     /* W + S: the locals are newer than the cell */
     uint32_t H, blk_end;
-    uint32_t blk_extra;   /* gas charged at the block's entry for the block its JMP enters */
-    char pre;             /* label prefix of the version being emitted */
-    const nvm_fninfo *f;  /* its analysis */
-    const uint8_t *spec;  /* its float speculation sites, NULL: none */
-    const nvm_fninfo *gf; /* the generic version (speculating version only) */
-    bool pure;            /* emitting the frameless version (see emit_pure) */
-    const uint8_t *pok;   /* function -> has a frameless version */
-    tmask *const *pspec;  /* function -> the argument types its frameless version assumes */
-    const int8_t *prt;    /* function -> the type its frameless version returns, -1: any */
-    bool metered;         /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
-    int32_t *org;         /* W: the slot a stack position was loaded from and still equals, -1 */
+    uint32_t blk_extra;    /* gas charged at the block's entry for the block its JMP enters */
+    char pre;              /* label prefix of the version being emitted */
+    const nvm_fninfo *f;   /* its analysis */
+    const uint8_t *spec;   /* its float speculation sites, NULL: none */
+    const nvm_fninfo *gf;  /* the generic version (speculating version only) */
+    bool pure;             /* emitting the frameless version (see emit_pure) */
+    const uint8_t *pok;    /* function -> has a frameless version */
+    tmask *const *pspec;   /* function -> the argument types its frameless version assumes */
+    const int8_t *prt;     /* function -> the type its frameless version returns, -1: any */
+    bool metered;          /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
+    uint32_t psmax, plmax; /* most operand stack and slot cells a frameless call level takes */
+    int32_t *org;          /* W: the slot a stack position was loaded from and still equals, -1 */
     /* Field cache of the C function: fc<k> (a C local) points at the value of field fc_key[k]
      * of the map in slot fc_slot[k], found by an earlier lookup, or is 0. It is set to 0 at
      * every store to the slot and after every runtime call (which may add or remove keys and so
@@ -686,8 +687,9 @@ static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
  * grow or overflow the interpreter's frames, operand stack or slots. Since it has changed
  * nothing, the caller then restores vm->gas_rest and makes the same call with frames, which
  * redoes it with the interpreter's exact semantics (error messages, backtraces, the exhaustion
- * point). df/ds/dl: frames that may still be pushed, operand stack cells from the function's
- * base and slot cells from its slots to the current ends of those arrays. */
+ * point). dd: how many more levels of frameless calls the frame version could make, each level
+ * counted as a frame, psmax operand stack cells and plmax slot cells (the most any frameless
+ * function takes), from what remains of those arrays where the first frameless call is made. */
 static bool pure_op(uint8_t op)
 {
     switch (op) {
@@ -755,7 +757,7 @@ static nm tagx(const gen *g, uint32_t q)
 static void pure_params(gen *g, uint32_t ci)
 {
     const nvm_func *cf = &g->m->funcs[ci];
-    nvm_tb_printf(g->b, "struct nvm_vm *vm, int64_t gas, int64_t df, int64_t ds, int64_t dl");
+    nvm_tb_printf(g->b, "struct nvm_vm *vm, int64_t gas, int64_t dd");
     for (uint32_t k = 0; k < cf->consumed; k++) {
         nvm_tb_printf(g->b, ", int64_t a%" PRIu32, k);
         if (nvm_tm_single(g->pspec[ci][k]) < 0)
@@ -772,23 +774,17 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H)
     nvm_tb *b = g->b;
     const nvm_func *cf = &g->m->funcs[ci];
     uint32_t lo = H - cf->consumed;
-    long long h = cl(g, H);
-    uint32_t need = cf->max_height - cf->consumed + 1;
     nvm_tb_printf(b, "    if (L(1");
     for (uint32_t k = 0; k < cf->consumed; k++) {
         int t = nvm_tm_single(g->pspec[ci][k]);
         if (t >= 0)
             nvm_tb_printf(b, " && %s", is(g, lo + k, t).s);
     }
-    nvm_tb_printf(
-        b,
-        " && df > 0 && ds - (%lld) >= %" PRIu32 " && dl - %" PRIu32 " >= %" PRIu32
-        " &&\n          (const char *)__builtin_frame_address(0) >= CTX->stack_limit)) {\n",
-        h, need, g->S, cf->nslots);
+    nvm_tb_printf(b, " && dd > 0 &&\n          (const char *)__builtin_frame_address(0) >= "
+                     "CTX->stack_limit)) {\n");
     if (!g->pure)
         nvm_tb_printf(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
-    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas, df - 1, ds - (%lld), dl - %" PRIu32, ci, h,
-                  g->S);
+    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas, dd - 1", ci);
     for (uint32_t k = 0; k < cf->consumed; k++) {
         nvm_tb_printf(b, ", %s", payload(g, lo + k).s);
         if (nvm_tm_single(g->pspec[ci][k]) < 0)
@@ -1167,11 +1163,18 @@ static void emit_version(gen *g)
                 bool try_pure = g->pok != NULL && g->pok[in->a];
                 if (try_pure) {
                     nvm_tb_printf(
-                        b, "    { int pd_ = 0;\n    {\n"
-                           "    int64_t df = (F(char *, O_frames_end) - F(char *, O_frames)) / "
-                           "SZ_frame - (int64_t)F(uint32_t, O_depth);\n"
-                           "    int64_t ds = F(nvm_value *, O_stack_end) - base;\n"
-                           "    int64_t dl = F(nvm_value *, O_slots_end) - slots;\n");
+                        b,
+                        "    { int pd_ = 0;\n    {\n"
+                        "    int64_t dd = (F(char *, O_frames_end) - F(char *, O_frames)) / "
+                        "SZ_frame - (int64_t)F(uint32_t, O_depth);\n"
+                        "    int64_t ds_ = (F(nvm_value *, O_stack_end) - base - (%lld)) / %" PRIu32
+                        ";\n    if (ds_ < dd) dd = ds_;\n",
+                        cl(g, H), g->psmax);
+                    if (g->plmax > 0)
+                        nvm_tb_printf(b,
+                                      "    int64_t dl_ = (F(nvm_value *, O_slots_end) - slots - "
+                                      "%" PRIu32 ") / %" PRIu32 ";\n    if (dl_ < dd) dd = dl_;\n",
+                                      S, g->plmax);
                     pure_call(g, in->a, H);
                     nvm_tb_printf(b, "    }\n    if (!pd_) {\n");
                 }
@@ -1542,6 +1545,16 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         memset(prt, -1, m->nfuncs + 1);
     if (pok == NULL || pspec == NULL || prt == NULL || !pure_plan(m, pok, pspec, prt))
         b.oom = true;
+    /* the most operand stack (the callee's cells, or the caller's up to the call) and slot
+     * cells one level of frameless calls takes */
+    uint32_t psmax = 1, plmax = 0;
+    for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
+        if (!pok[f])
+            continue;
+        uint32_t c = (uint32_t)m->funcs[f].max_height + m->funcs[f].consumed + 1;
+        psmax = c > psmax ? c : psmax;
+        plmax = m->funcs[f].nslots > plmax ? m->funcs[f].nslots : plmax;
+    }
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         if (!pok[f])
             continue;
@@ -1598,6 +1611,8 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         g.pspec = pspec;
         g.prt = prt;
         g.metered = !(flags & NVM_AOT_UNMETERED);
+        g.psmax = psmax;
+        g.plmax = plmax;
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
             g.org == NULL || site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
