@@ -4,7 +4,8 @@ gas limit (python3, standard library only).
 
 Loop programs whose bodies end in a jump back to their test (the AOT tier charges the test's gas
 with the body's, one check per round; docs/aot.md), with a frameless callee that loops, a bool
-array written in the loop, and a fault caught inside a loop round. Each runs on the interpreter
+array written in the loop, and a fault caught inside a loop round; and a frameless recursion
+whose calls pay for the callee's entry block and branch. Each runs on the interpreter
 and on the AOT tier with `--gas N` for every N from 1 to what it needs, and both must print the
 same, fail the same way and report the same gas used. Exits 0 when all agree, 1 otherwise, 77
 when the build has no AOT tier or no C compiler.
@@ -138,6 +139,37 @@ done:
 """
 
 
+# a frameless recursion whose entry block ends in a branch to a return and to the recursive
+# calls: the caller pays for the entry block and the larger branch, the branch refunds the rest
+RECURSION = """
+.func main
+    PUSH 9
+    CALL fib
+    CAP_CALL "io.print" 1
+    HALT
+
+.func fib
+    STORE 0
+    LOAD 0
+    PUSH 2
+    LT
+    JZ rec
+    LOAD 0
+    RET
+rec:
+    LOAD 0
+    PUSH 1
+    SUB
+    CALL fib
+    LOAD 0
+    PUSH 2
+    SUB
+    CALL fib
+    ADD
+    RET
+"""
+
+
 def run(nvm, tier, path, gas, env):
     """(exit status, stdout, stderr); ASan's notice about the AOT run's stack switch (an ASan
     build) is not part of the program's output; a sanitizer report is a failure."""
@@ -162,7 +194,7 @@ def main():
         cache = os.path.join(tmp, "cache")
         os.mkdir(cache, 0o700)
         env = dict(os.environ, NVM_CACHE_DIR=cache)
-        for name, text in (("loops", LOOPS), ("fault", FAULT)):
+        for name, text in (("loops", LOOPS), ("fault", FAULT), ("recursion", RECURSION)):
             path = os.path.join(tmp, name + ".casm")
             with open(path, "w") as f:
                 f.write(text)

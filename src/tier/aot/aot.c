@@ -203,18 +203,20 @@ typedef struct gen {
     int8_t *rep;     /* W + S representations */
     bool *dirty;     /* W + S: the locals are newer than the cell */
     uint32_t H, blk_end;
-    uint32_t blk_extra;    /* gas charged at the block's entry for the block its JMP enters */
-    char pre;              /* label prefix of the version being emitted */
-    const nvm_fninfo *f;   /* its analysis */
-    const uint8_t *spec;   /* its float speculation sites, NULL: none */
-    const nvm_fninfo *gf;  /* the generic version (speculating version only) */
-    bool pure;             /* emitting the frameless version (see emit_pure) */
-    const uint8_t *pok;    /* function -> has a frameless version */
-    tmask *const *pspec;   /* function -> the argument types its frameless version assumes */
-    const int8_t *prt;     /* function -> the type its frameless version returns, -1: any */
-    bool metered;          /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
-    uint32_t psmax, plmax; /* most operand stack and slot cells a frameless call level takes */
-    int32_t *org;          /* W: the slot a stack position was loaded from and still equals, -1 */
+    uint32_t blk_extra;     /* gas charged at the block's entry for the block its JMP enters */
+    char pre;               /* label prefix of the version being emitted */
+    const nvm_fninfo *f;    /* its analysis */
+    const uint8_t *spec;    /* its float speculation sites, NULL: none */
+    const nvm_fninfo *gf;   /* the generic version (speculating version only) */
+    bool pure;              /* emitting the frameless version (see emit_pure) */
+    const uint8_t *pok;     /* function -> has a frameless version */
+    tmask *const *pspec;    /* function -> the argument types its frameless version assumes */
+    const int8_t *prt;      /* function -> the type its frameless version returns, -1: any */
+    bool metered;           /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
+    uint32_t psmax, plmax;  /* most operand stack and slot cells a frameless call level takes */
+    const uint32_t *pcost;  /* frameless version, metered: gas charged at each block's check */
+    const uint32_t *pentry; /* function -> gas its frameless version's caller charges for it */
+    int32_t *org;           /* W: the slot a stack position was loaded from and still equals, -1 */
     /* Field cache of the C function: fc<k> (a C local) points at the value of field fc_key[k]
      * of the map in slot fc_slot[k], found by an earlier lookup, or is 0. It is set to 0 at
      * every store to the slot and after every runtime call (which may add or remove keys and so
@@ -780,11 +782,14 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H)
         if (t >= 0)
             nvm_tb_printf(b, " && %s", is(g, lo + k, t).s);
     }
+    if (g->metered)
+        nvm_tb_printf(b, " && gas >= %" PRIu32, g->pentry[ci]);
     nvm_tb_printf(b, " && dd > 0 &&\n          (const char *)__builtin_frame_address(0) >= "
                      "CTX->stack_limit)) {\n");
     if (!g->pure)
         nvm_tb_printf(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
-    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas, dd - 1", ci);
+    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas - %" PRIu32 ", dd - 1", ci,
+                  g->metered ? g->pentry[ci] : 0);
     for (uint32_t k = 0; k < cf->consumed; k++) {
         nvm_tb_printf(b, ", %s", payload(g, lo + k).s);
         if (nvm_tm_single(g->pspec[ci][k]) < 0)
@@ -820,6 +825,59 @@ static void pure_truth_guard(gen *g, uint32_t q)
 }
 
 /* one version of the function (labels pre<i>) */
+/* Gas of a frameless version (metered). A block's check charges its own instructions and, when
+ * it ends in a branch whose two targets come later and do not end in a JMP, the larger of what
+ * their checks charge: the branch refunds the difference for the target it takes and enters it
+ * past its check. A block ending in a JMP to another block that does not end in one pays for
+ * that block's check the same way (a loop round checks once). The caller charges the entry
+ * block's check (pentry) before the call, so the function starts past it. Charging early only
+ * moves the point where a frameless version gives up for lack of gas, and the frame version
+ * then redoes the call exactly. cost[bi]: what block bi's check charges. */
+static void pure_gas_plan(const nvm_func *fn, const nvm_fninfo *f, uint32_t *cost)
+{
+    for (uint32_t k = f->nblk; k-- > 0;) {
+        uint32_t s = f->bstart[k], e = f->bend[k];
+        uint8_t op = fn->code[e - 1].op;
+        cost[k] = e - s;
+        if ((op != NVM_OP_JZ && op != NVM_OP_JNZ) || e >= fn->ninsn)
+            continue;
+        uint32_t t = fn->code[e - 1].a, tb = f->blk_of[t], fb = f->blk_of[e];
+        if (t <= s || tb == UINT32_MAX || fb == UINT32_MAX || f->bstart[tb] != t ||
+            f->bstart[fb] != e || !f->seen[tb] || !f->seen[fb] ||
+            fn->code[f->bend[tb] - 1].op == NVM_OP_JMP ||
+            fn->code[f->bend[fb] - 1].op == NVM_OP_JMP)
+            continue;
+        cost[k] += cost[tb] > cost[fb] ? cost[tb] : cost[fb];
+    }
+    for (uint32_t k = 0; k < f->nblk; k++) {
+        uint32_t e = f->bend[k];
+        if (fn->code[e - 1].op != NVM_OP_JMP)
+            continue;
+        uint32_t t = fn->code[e - 1].a, tb = f->blk_of[t];
+        if (tb != UINT32_MAX && tb != k && f->bstart[tb] == t && f->seen[tb] &&
+            fn->code[f->bend[tb] - 1].op != NVM_OP_JMP)
+            cost[k] += cost[tb];
+    }
+}
+
+/* goto the block at t from the end of the current block: in a frameless version whose check
+ * paid for the targets of its closing branch, past the target's check, refunding the rest */
+static void branch_to(gen *g, uint32_t t)
+{
+    const nvm_fninfo *f = g->f;
+    uint32_t bi = f->blk_of[g->blk_end - 1], tb = f->blk_of[t];
+    uint8_t op = g->fn->code[g->blk_end - 1].op;
+    if (!(g->pure && g->metered && (op == NVM_OP_JZ || op == NVM_OP_JNZ) &&
+          g->pcost[bi] > g->blk_end - f->bstart[bi])) {
+        jump_to(g, g->pre, f, t);
+        return;
+    }
+    uint32_t refund = g->blk_extra - g->pcost[tb];
+    if (refund > 0)
+        nvm_tb_printf(g->b, "    gas += %" PRIu32 ";\n", refund);
+    jump_to_ex(g, g->pre, f, t, true);
+}
+
 static void emit_version(gen *g)
 {
     nvm_tb *b = g->b;
@@ -837,7 +895,9 @@ static void emit_version(gen *g)
          * block already hands the frame to the interpreter (or the frameless version gives up),
          * which stops at the exact instruction; a fault refunds the rest of both. */
         g->blk_extra = 0;
-        if (g->metered && fn->code[e - 1].op == NVM_OP_JMP) {
+        if (g->pure && g->metered) {
+            g->blk_extra = g->pcost[bi] - (e - s);
+        } else if (g->metered && fn->code[e - 1].op == NVM_OP_JMP) {
             uint32_t t = fn->code[e - 1].a, tb = f->blk_of[t];
             if (tb != UINT32_MAX && tb != bi && f->bstart[tb] == t && f->seen[tb] &&
                 fn->code[f->bend[tb] - 1].op != NVM_OP_JMP)
@@ -1011,7 +1071,7 @@ static void emit_version(gen *g)
                     nvm_tb_printf(b, "    /* %" PRIu32 " %s */\n    if (%sr_) {\n", i + 1,
                                   opname(nx->op), nx->op == NVM_OP_JZ ? "!" : "");
                     g->H = H - 2;
-                    jump_to(g, g->pre, f, nx->a);
+                    branch_to(g, nx->a);
                     nvm_tb_printf(b, "    }\n    }\n");
                     fused = true;
                 } else {
@@ -1149,7 +1209,7 @@ static void emit_version(gen *g)
                 nvm_tb_printf(b, "    if (%s%s) {\n", in->op == NVM_OP_JZ ? "!" : "",
                               truth(g, H - 1).s);
                 g->H = H - 1;
-                jump_to(g, g->pre, f, in->a);
+                branch_to(g, in->a);
                 nvm_tb_printf(b, "    }\n");
                 break;
             case NVM_OP_CALL: {
@@ -1271,7 +1331,7 @@ static void emit_version(gen *g)
         if (!(last == NVM_OP_JMP || last == NVM_OP_RET || last == NVM_OP_HALT ||
               last == NVM_OP_THROW) &&
             e < fn->ninsn)
-            jump_to(g, g->pre, f, e);
+            branch_to(g, e);
     }
 }
 
@@ -1345,7 +1405,7 @@ static void emit_pure(gen *g, const nvm_fninfo *fp)
     }
     g->H = (uint32_t)g->consumed;
     g->pure = true;
-    jump_to(g, 'P', fp, 0);
+    jump_to_ex(g, 'P', fp, 0, g->metered); /* the caller paid for the entry block's check */
     emit_as(g, 'P', fp, NULL, NULL);
     g->pure = false;
     nvm_tb_printf(b, "    return PBAIL;\n}\n");
@@ -1548,9 +1608,27 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
     /* the most operand stack (the callee's cells, or the caller's up to the call) and slot
      * cells one level of frameless calls takes */
     uint32_t psmax = 1, plmax = 0;
+    uint32_t *pentry = calloc(m->nfuncs + 1, sizeof *pentry);
+    if (pentry == NULL)
+        b.oom = true;
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         if (!pok[f])
             continue;
+        nvm_fninfo fpi;
+        uint32_t *cost = NULL;
+        if (!nvm_analyse(m, &m->funcs[f], &fpi, NULL, NULL, pspec[f])) {
+            b.oom = true;
+            break;
+        }
+        cost = malloc((fpi.nblk + 1) * sizeof *cost);
+        if (cost != NULL) {
+            pure_gas_plan(&m->funcs[f], &fpi, cost);
+            pentry[f] = cost[fpi.blk_of[0]];
+        } else {
+            b.oom = true;
+        }
+        free(cost);
+        nvm_fninfo_free(&fpi);
         uint32_t c = (uint32_t)m->funcs[f].max_height + m->funcs[f].consumed + 1;
         psmax = c > psmax ? c : psmax;
         plmax = m->funcs[f].nslots > plmax ? m->funcs[f].nslots : plmax;
@@ -1613,6 +1691,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         g.metered = !(flags & NVM_AOT_UNMETERED);
         g.psmax = psmax;
         g.plmax = plmax;
+        g.pentry = pentry;
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
             g.org == NULL || site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
@@ -1630,13 +1709,23 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         }
         if (!b.oom && pok[f]) {
             nvm_fninfo fpi;
+            uint32_t *cost = NULL;
             if (nvm_analyse(m, fn, &fpi, NULL, NULL, pspec[f])) {
-                for (int pass = 0; pass < 2; pass++) {
-                    nvm_tb first = {0};
-                    fc_pass(&g, pass, &first, &b);
-                    emit_pure(&g, &fpi);
-                    nvm_tb_free(&first);
+                cost = malloc((fpi.nblk + 1) * sizeof *cost);
+                if (cost != NULL) {
+                    pure_gas_plan(fn, &fpi, cost);
+                    g.pcost = cost;
+                    for (int pass = 0; pass < 2; pass++) {
+                        nvm_tb first = {0};
+                        fc_pass(&g, pass, &first, &b);
+                        emit_pure(&g, &fpi);
+                        nvm_tb_free(&first);
+                    }
+                    g.pcost = NULL;
+                } else {
+                    b.oom = true;
                 }
+                free(cost);
                 nvm_fninfo_free(&fpi);
             } else {
                 b.oom = true;
@@ -1662,6 +1751,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
     for (uint32_t f = 0; pspec != NULL && f < m->nfuncs; f++)
         free(pspec[f]);
     free(pspec);
+    free(pentry);
     free(pok);
     free(prt);
     nvm_tb_printf(&b, "\nstatic const nvm_aot_fn fns[%" PRIu32 "] = {", m->nfuncs + 1);
