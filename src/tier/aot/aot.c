@@ -214,7 +214,7 @@ typedef struct gen {
     const int8_t *prt;      /* function -> the type its frameless version returns, -1: any */
     bool metered;           /* gas is counted (else NVM_AOT_UNMETERED: no gas code at all) */
     uint32_t psmax, plmax;  /* most operand stack and slot cells a frameless call level takes */
-    const uint32_t *pcost;  /* frameless version, metered: gas charged at each block's check */
+    const uint32_t *pcost;  /* metered: gas charged at each block's check (gas_plan) */
     const uint32_t *pentry; /* function -> gas its frameless version's caller charges for it */
     int32_t *org;           /* W: the slot a stack position was loaded from and still equals, -1 */
     /* Field cache of the C function: fc<k> (a C local) points at the value of field fc_key[k]
@@ -825,15 +825,18 @@ static void pure_truth_guard(gen *g, uint32_t q)
 }
 
 /* one version of the function (labels pre<i>) */
-/* Gas of a frameless version (metered). A block's check charges its own instructions and, when
- * it ends in a branch whose two targets come later and do not end in a JMP, the larger of what
- * their checks charge: the branch refunds the difference for the target it takes and enters it
- * past its check. A block ending in a JMP to another block that does not end in one pays for
- * that block's check the same way (a loop round checks once). The caller charges the entry
- * block's check (pentry) before the call, so the function starts past it. Charging early only
- * moves the point where a frameless version gives up for lack of gas, and the frame version
- * then redoes the call exactly. cost[bi]: what block bi's check charges. */
-static void pure_gas_plan(const nvm_func *fn, const nvm_fninfo *f, uint32_t *cost)
+/* Gas of a version (metered). A block's check charges its own instructions and, when it ends in
+ * a branch whose two targets come later and do not end in a JMP, the larger of what their checks
+ * charge: the branch refunds the difference for the target it takes and enters it past its
+ * check. A block ending in a JMP to another block that does not end in one (a loop body going
+ * back to its test) pays for that block's check the same way: a loop round checks once. In a
+ * frame version, when the run's gas cannot cover the whole charge, the block hands the frame to
+ * the interpreter, which stops at the exact instruction, and a fault refunds the rest of the
+ * charge. A frameless version's caller charges the entry block's check (pentry) before the
+ * call, so the function starts past it; charging early only moves the point where it gives up
+ * for lack of gas, and the frame version then redoes the call exactly. cost[bi]: what block
+ * bi's check charges. */
+static void gas_plan(const nvm_func *fn, const nvm_fninfo *f, uint32_t *cost)
 {
     for (uint32_t k = f->nblk; k-- > 0;) {
         uint32_t s = f->bstart[k], e = f->bend[k];
@@ -867,7 +870,7 @@ static void branch_to(gen *g, uint32_t t)
     const nvm_fninfo *f = g->f;
     uint32_t bi = f->blk_of[g->blk_end - 1], tb = f->blk_of[t];
     uint8_t op = g->fn->code[g->blk_end - 1].op;
-    if (!(g->pure && g->metered && (op == NVM_OP_JZ || op == NVM_OP_JNZ) &&
+    if (!(g->metered && (op == NVM_OP_JZ || op == NVM_OP_JNZ) &&
           g->pcost[bi] > g->blk_end - f->bstart[bi])) {
         jump_to(g, g->pre, f, t);
         return;
@@ -885,24 +888,22 @@ static void emit_version(gen *g)
     const nvm_module *m = g->m;
     const nvm_fninfo *f = g->f;
     uint32_t W = g->W, S = g->S;
+    uint32_t *cost = NULL;
+    if (g->metered) {
+        cost = malloc((f->nblk + 1) * sizeof *cost);
+        if (cost == NULL) {
+            b->oom = true;
+            return;
+        }
+        gas_plan(fn, f, cost);
+    }
+    g->pcost = cost;
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
         uint32_t s = f->bstart[bi], e = f->bend[bi];
         g->blk_end = e;
         g->H = (uint32_t)(fn->heights[s] + (int32_t)g->consumed);
-        /* As the JIT: a block ending in a JMP to another block that does not itself end in a
-         * JMP (a loop body going back to its test) also pays for that block and enters it past
-         * its check, so a loop round checks once. When the run's gas cannot cover both, this
-         * block already hands the frame to the interpreter (or the frameless version gives up),
-         * which stops at the exact instruction; a fault refunds the rest of both. */
-        g->blk_extra = 0;
-        if (g->pure && g->metered) {
-            g->blk_extra = g->pcost[bi] - (e - s);
-        } else if (g->metered && fn->code[e - 1].op == NVM_OP_JMP) {
-            uint32_t t = fn->code[e - 1].a, tb = f->blk_of[t];
-            if (tb != UINT32_MAX && tb != bi && f->bstart[tb] == t && f->seen[tb] &&
-                fn->code[f->bend[tb] - 1].op != NVM_OP_JMP)
-                g->blk_extra = f->bend[tb] - t;
-        }
+        /* what this block's check charges beyond its own instructions (gas_plan) */
+        g->blk_extra = g->pcost != NULL ? g->pcost[bi] - (e - s) : 0;
         uint32_t L = e - s + g->blk_extra;
         for (uint32_t v = 0; v < W + S; v++) {
             tmask mk = entry_mask(g, f, s, v);
@@ -1333,6 +1334,8 @@ static void emit_version(gen *g)
             e < fn->ninsn)
             branch_to(g, e);
     }
+    g->pcost = NULL;
+    free(cost);
 }
 
 /* emits one version: labels pre<i>, analysis f, speculation sites spec, generic version gf */
@@ -1622,7 +1625,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         }
         cost = malloc((fpi.nblk + 1) * sizeof *cost);
         if (cost != NULL) {
-            pure_gas_plan(&m->funcs[f], &fpi, cost);
+            gas_plan(&m->funcs[f], &fpi, cost);
             pentry[f] = cost[fpi.blk_of[0]];
         } else {
             b.oom = true;
@@ -1709,23 +1712,13 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         }
         if (!b.oom && pok[f]) {
             nvm_fninfo fpi;
-            uint32_t *cost = NULL;
             if (nvm_analyse(m, fn, &fpi, NULL, NULL, pspec[f])) {
-                cost = malloc((fpi.nblk + 1) * sizeof *cost);
-                if (cost != NULL) {
-                    pure_gas_plan(fn, &fpi, cost);
-                    g.pcost = cost;
-                    for (int pass = 0; pass < 2; pass++) {
-                        nvm_tb first = {0};
-                        fc_pass(&g, pass, &first, &b);
-                        emit_pure(&g, &fpi);
-                        nvm_tb_free(&first);
-                    }
-                    g.pcost = NULL;
-                } else {
-                    b.oom = true;
+                for (int pass = 0; pass < 2; pass++) {
+                    nvm_tb first = {0};
+                    fc_pass(&g, pass, &first, &b);
+                    emit_pure(&g, &fpi);
+                    nvm_tb_free(&first);
                 }
-                free(cost);
                 nvm_fninfo_free(&fpi);
             } else {
                 b.oom = true;
