@@ -745,6 +745,22 @@ static void int_divmod_rcx(jc *c, uint8_t op, uint32_t stub)
         mov_rr(&c->a, RAX, RDX);
 }
 
+/* From the quotient q in RDX of the dividend x in RCX by the constant d: RAX = q (DIV) or
+ * x - q * d (MOD). */
+static void divmod_result(jc *c, uint8_t op, int64_t d)
+{
+    if (op == NVM_OP_DIV) {
+        mov_rr(&c->a, RAX, RDX);
+        return;
+    }
+    if (d <= INT32_MAX)
+        imul_rri(&c->a, RDX, RDX, (int32_t)d);
+    else
+        imul_rm(&c->a, RDX, RBX, pool_disp(c, d));
+    mov_rr(&c->a, RAX, RCX);
+    alu_rr(&c->a, ALU_SUB, RAX, RDX);
+}
+
 /* RAX = x / d or x % d (truncating, as DIV/MOD) for a constant d >= 2: cannot fault. A
  * non-negative x takes the unsigned sequence (a shift or mask for a power of two), a negative
  * one the signed sequence in cold code. */
@@ -775,16 +791,7 @@ static void int_divmod_const(jc *c, uint8_t op, int64_t d)
         unary_r(&c->a, 4, RCX); /* mul rcx: RDX:RAX = m * n (unsigned) */
         if (sh > 0)
             shift_ri(&c->a, 5, RDX, (uint8_t)sh);
-        if (op == NVM_OP_DIV) {
-            mov_rr(&c->a, RAX, RDX);
-        } else {
-            if (d <= INT32_MAX)
-                imul_rri(&c->a, RDX, RDX, (int32_t)d);
-            else
-                imul_rm(&c->a, RDX, RBX, pool_disp(c, d));
-            mov_rr(&c->a, RAX, RCX);
-            alu_rr(&c->a, ALU_SUB, RAX, RDX);
-        }
+        divmod_result(c, op, d);
     }
     x64_bind(&c->a, back);
     int saved = c->a.cur;
@@ -810,16 +817,7 @@ static void int_divmod_signed(jc *c, uint8_t op, int64_t d)
     mov_rr(&c->a, RAX, RCX);
     shift_ri(&c->a, 5, RAX, 63);
     alu_rr(&c->a, ALU_ADD, RDX, RAX); /* q */
-    if (op == NVM_OP_DIV) {
-        mov_rr(&c->a, RAX, RDX);
-        return;
-    }
-    if (d <= INT32_MAX)
-        imul_rri(&c->a, RDX, RDX, (int32_t)d);
-    else
-        imul_rm(&c->a, RDX, RBX, pool_disp(c, d));
-    mov_rr(&c->a, RAX, RCX);
-    alu_rr(&c->a, ALU_SUB, RAX, RDX);
+    divmod_result(c, op, d);
 }
 
 /* x OP y for statically known ints; RAX = result. Slow path only for faults. */
