@@ -188,8 +188,8 @@ static const char *const prelude[] = {
  * interpreter cell is written from its locals (flush) before any runtime call that can observe it
  * and read back where the runtime changed it. Index v < W is stack position v, else slot v - W. */
 enum { R_G = -1, R_F = NVM_T_FLOAT };
-#define NVM_AOT_FC_MAX 16u /* field pointers cached per block */
-#define NVM_AOT_FO_MAX 8u  /* maps whose entries are cached per block */
+#define NVM_AOT_FC_MAX 16u /* field pointers cached per C function */
+#define NVM_AOT_FO_MAX 8u  /* maps whose entries are cached per C function */
 
 typedef struct gen {
     nvm_tb *b;
@@ -1611,27 +1611,28 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
     /* the most operand stack (the callee's cells, or the caller's up to the call) and slot
      * cells one level of frameless calls takes */
     uint32_t psmax = 1, plmax = 0;
+    /* the frameless versions' analyses (pan[f]: made) and their entry blocks' gas (gas_plan) */
     uint32_t *pentry = calloc(m->nfuncs + 1, sizeof *pentry);
-    if (pentry == NULL)
+    nvm_fninfo *pinfo = calloc(m->nfuncs + 1, sizeof *pinfo);
+    uint8_t *pan = calloc(m->nfuncs + 1, 1);
+    if (pentry == NULL || pinfo == NULL || pan == NULL)
         b.oom = true;
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         if (!pok[f])
             continue;
-        nvm_fninfo fpi;
-        uint32_t *cost = NULL;
-        if (!nvm_analyse(m, &m->funcs[f], &fpi, NULL, NULL, pspec[f])) {
+        if (!nvm_analyse(m, &m->funcs[f], &pinfo[f], NULL, NULL, pspec[f])) {
             b.oom = true;
             break;
         }
-        cost = malloc((fpi.nblk + 1) * sizeof *cost);
+        pan[f] = 1;
+        uint32_t *cost = malloc((pinfo[f].nblk + 1) * sizeof *cost);
         if (cost != NULL) {
-            gas_plan(&m->funcs[f], &fpi, cost);
-            pentry[f] = cost[fpi.blk_of[0]];
+            gas_plan(&m->funcs[f], &pinfo[f], cost);
+            pentry[f] = cost[pinfo[f].blk_of[0]];
         } else {
             b.oom = true;
         }
         free(cost);
-        nvm_fninfo_free(&fpi);
         uint32_t c = (uint32_t)m->funcs[f].max_height + m->funcs[f].consumed + 1;
         psmax = c > psmax ? c : psmax;
         plmax = m->funcs[f].nslots > plmax ? m->funcs[f].nslots : plmax;
@@ -1710,19 +1711,11 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
                 emit_fn(&g, NULL, &fi, NULL, NULL);
             nvm_tb_free(&first);
         }
-        if (!b.oom && pok[f]) {
-            nvm_fninfo fpi;
-            if (nvm_analyse(m, fn, &fpi, NULL, NULL, pspec[f])) {
-                for (int pass = 0; pass < 2; pass++) {
-                    nvm_tb first = {0};
-                    fc_pass(&g, pass, &first, &b);
-                    emit_pure(&g, &fpi);
-                    nvm_tb_free(&first);
-                }
-                nvm_fninfo_free(&fpi);
-            } else {
-                b.oom = true;
-            }
+        for (int pass = 0; !b.oom && pok[f] && pass < 2; pass++) {
+            nvm_tb first = {0};
+            fc_pass(&g, pass, &first, &b);
+            emit_pure(&g, &pinfo[f]);
+            nvm_tb_free(&first);
         }
         g.b = &b;
         free(g.stk);
@@ -1744,6 +1737,11 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
     for (uint32_t f = 0; pspec != NULL && f < m->nfuncs; f++)
         free(pspec[f]);
     free(pspec);
+    for (uint32_t f = 0; pan != NULL && f < m->nfuncs; f++)
+        if (pan[f])
+            nvm_fninfo_free(&pinfo[f]);
+    free(pinfo);
+    free(pan);
     free(pentry);
     free(pok);
     free(prt);
