@@ -284,33 +284,34 @@ CAP_TIER=""
 CAP_CMD=""
 TRUST_TIER=""
 TRUST_CMD=""
+# startup_capsule POLICY CAP: sets SU_TIER (the tier `verify` names) and SU_CMD (the command
+# that runs CAP under POLICY; empty, with a message and status 1, when it does not print hello)
+startup_capsule() {
+    SU_TIER=$("$NANOVM" verify --json --policy "$1" "$2" |
+        sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
+    SU_CMD="$(q "$NANOVM") run --policy $(q "$1") $(q "$2")"
+    hello=$(sh -c "exec $SU_CMD" 2>&1)
+    if [ "$hello" != "hello" ]; then
+        echo "!!! MISMATCH in $(basename "$2"): nanovm printed '$hello'" >&2
+        status=1
+        SU_CMD=""
+    fi
+}
 printf '{}\n' >"$TMP/policy.json"
 if "$NANOVM" keygen -o "$TMP/bench.key" >/dev/null 2>&1 &&
     "$NANOVM" pack --manifest "$TMP/hello.json" -o "$TMP/hello.cap" "$BENCH/hello.casm" >/dev/null 2>&1 &&
     "$NANOVM" sign --key "$TMP/bench.key" "$TMP/hello.cap" >/dev/null 2>&1; then
-    CAP_TIER=$("$NANOVM" verify --json --policy "$TMP/policy.json" "$TMP/hello.cap" |
-        sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
-    CAP_CMD="$(q "$NANOVM") run --policy $(q "$TMP/policy.json") $(q "$TMP/hello.cap")"
-    hello=$(sh -c "exec $CAP_CMD" 2>&1)
-    if [ "$hello" != "hello" ]; then
-        echo "!!! MISMATCH in hello.cap: nanovm printed '$hello'" >&2
-        status=1
-        CAP_CMD=""
-    fi
+    startup_capsule "$TMP/policy.json" "$TMP/hello.cap"
+    CAP_TIER=$SU_TIER
+    CAP_CMD=$SU_CMD
 else
     echo "!!! cannot build the signed hello capsule" >&2
     status=1
 fi
 if [ -n "$PKI_OK" ]; then
-    TRUST_TIER=$("$NANOVM" verify --json --policy "$PKI/policy.json" "$PKI/trusted.cap" |
-        sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p')
-    TRUST_CMD="$(q "$NANOVM") run --policy $(q "$PKI/policy.json") $(q "$PKI/trusted.cap")"
-    hello=$(sh -c "exec $TRUST_CMD" 2>&1)
-    if [ "$hello" != "hello" ]; then
-        echo "!!! MISMATCH in trusted.cap: nanovm printed '$hello'" >&2
-        status=1
-        TRUST_CMD=""
-    fi
+    startup_capsule "$PKI/policy.json" "$PKI/trusted.cap"
+    TRUST_TIER=$SU_TIER
+    TRUST_CMD=$SU_CMD
 fi
 hello=$("$NANOVM" run "$BENCH/hello.casm" 2>&1)
 if [ "$hello" != "hello" ]; then
