@@ -47,7 +47,8 @@ nvm_status nvm_array_new_bools(nvm_vm *vm, nvm_value *out)
     return st;
 }
 
-nvm_status nvm_array_to_values(nvm_vm *vm, nvm_array *a)
+/* a bool array's elements as values (may collect: the array must be reachable) */
+static nvm_status to_values(nvm_vm *vm, nvm_array *a)
 {
     if (a->hdr.sub != NVM_ARR_BOOLS)
         return NVM_OK;
@@ -79,7 +80,7 @@ static nvm_status make_room_for(nvm_vm *vm, nvm_array *a, nvm_value v)
         if (st != NVM_OK)
             return st;
     }
-    nvm_status st = nvm_array_to_values(vm, a);
+    nvm_status st = to_values(vm, a);
     if (rooted)
         nvm_troot_pop(vm, 1);
     return st;

@@ -42,7 +42,7 @@ typedef struct nvm_str {
 
 /* An array's elements are stored as values (items) or, while every element is a bool, as one
  * byte each (bools, 0 or 1): NEW_ARRAY 0 makes such an array, and storing any other value
- * converts it to values once (nvm_array_to_values). Readers go through nvm_arr_at; writers
+ * converts it to values once (inside nvm_array_set/push). Readers go through nvm_arr_at; writers
  * through nvm_array_set/push, or check hdr.sub themselves. */
 enum nvm_arr_kind { NVM_ARR_VALUES = 0, NVM_ARR_BOOLS = 1 };
 
@@ -178,8 +178,6 @@ nvm_status nvm_str_fmt_fixed(struct nvm_vm *vm, nvm_value x, nvm_value digits, n
 nvm_status nvm_array_new(struct nvm_vm *vm, uint32_t cap, nvm_value *out);
 /* an empty array storing bools as bytes until another value is stored */
 nvm_status nvm_array_new_bools(struct nvm_vm *vm, nvm_value *out);
-/* a bool array's elements as values (may collect: the array must be reachable) */
-nvm_status nvm_array_to_values(struct nvm_vm *vm, nvm_array *a);
 static inline nvm_value nvm_arr_at(const nvm_array *a, uint32_t k)
 {
     return a->hdr.sub == NVM_ARR_BOOLS ? nvm_bool(a->bools[k] != 0) : a->items[k];
