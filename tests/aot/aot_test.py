@@ -5,7 +5,8 @@ Checks: a first run compiles into the cache and later runs reuse it without star
 a corrupted (tampered) cache entry is refused, the run falls back with an "aot.fallback" audit
 record and still prints the right output, and the entry is rebuilt; a cache directory writable by
 others is refused (fallback, output right, nothing written there); `nanovm aot --emit-c` writes C
-that the system compiler accepts; `nanovm cache list|clear`.
+that the system compiler accepts; `nanovm cache list|clear`; an object (one calling sqrt) links
+against no library and leaves no symbol undefined, and loads and runs.
 Exits 77 (skip) when the build has no AOT tier or there is no C compiler.
 """
 import argparse
@@ -44,6 +45,24 @@ rec:
   ret
 """
 EXPECT = b'6765\n'
+SQRT_PROG = """.func main
+  push_f64 -2.0
+  store 0
+loop:
+  load 0
+  math_sqrt
+  cap_call "io.print" 1
+  load 0
+  push_f64 1.5
+  add
+  store 0
+  load 0
+  push_f64 5.0
+  lt
+  jnz loop
+  halt
+"""
+SQRT_EXPECT = b'NaN\nNaN\n1.0\n1.5811388300841898\n2.0\n'
 failures = []
 
 
@@ -157,6 +176,34 @@ def main():
         check(r.returncode == 0 and b'1 entries' in r.stdout, 'cache list')
         r = subprocess.run([nvm, 'cache', 'clear'], env=env, capture_output=True)
         check(r.returncode == 0 and glob.glob(os.path.join(cache, '*')) == [], 'cache clear')
+
+        # objects are self-contained (linked against nothing but libgcc, no symbol undefined),
+        # so they load into a statically linked nanovm too; sqrt is the one libm call C would
+        # otherwise make (for negative operands, to set errno)
+        sq = os.path.join(work, 'sqrt.casm')
+        with open(sq, 'w') as f:
+            f.write(SQRT_PROG)
+        senv = dict(env, NVM_CACHE_DIR=os.path.join(work, 'cache-sqrt'))
+        ref = subprocess.run([nvm, 'run', sq], capture_output=True, timeout=120)
+        for what in ('first', 'cached'):
+            sa = os.path.join(work, 'sqrt-%s.log' % what)
+            r = subprocess.run([nvm, 'run', '--tier', 'aot', '--audit', sa, sq], env=senv,
+                               capture_output=True, timeout=120)
+            recs = [json.loads(l) for l in open(sa)] if os.path.exists(sa) else []
+            check(r.returncode == 0 and r.stdout == SQRT_EXPECT == ref.stdout and r.stderr == b''
+                  and not any(x.get('event') == 'aot.fallback' for x in recs),
+                  'sqrt, %s run: loaded and run on aot, output as the interpreter' % what)
+        so = glob.glob(os.path.join(senv['NVM_CACHE_DIR'], '*.so'))
+        readelf = shutil.which('readelf')
+        if readelf is not None and len(so) == 1:
+            d = subprocess.run([readelf, '-dW', '--dyn-syms', so[0]], capture_output=True,
+                               text=True).stdout
+            undef = [l for l in d.splitlines() if ' UND ' in l and ' WEAK ' not in l
+                     and l.split()[-1] != 'UND']
+            check('(NEEDED)' not in d and undef == [],
+                  'object needs no library and no symbol: %s' % (undef or 'ok'))
+        else:
+            check(len(so) == 1, 'sqrt program cached')
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print('%d failed' % len(failures))

@@ -221,6 +221,17 @@ bool nvm_aot_compiler(char *path, size_t n)
     return true;
 }
 
+/* The fixed flags of every compile, before and after the source. The object is linked against
+ * nothing but libgcc and must leave no symbol undefined (-nostdlib -Wl,-z,defs): it calls the
+ * runtime only through the table it is given, so it loads into any nanovm, including a
+ * statically linked one, whose symbols a loaded object cannot see. -fno-math-errno makes
+ * __builtin_sqrt the sqrtsd instruction alone, where it would otherwise call libm's sqrt for a
+ * negative operand to set errno (which nothing reads; the value is the same). */
+static const char *const cc_flags[] = {"-fPIC", "-shared", "-w", "-fno-math-errno", "-nostdlib",
+                                       "-Wl,-z,defs"};
+static const char *const cc_libs[] = {"-lgcc"};
+#define NFLAGS(a) (sizeof(a) / sizeof((a)[0]))
+
 /* The optimisation flag: -O2 unless NVM_AOT_OPT names another level (tests). */
 static const char *opt_flag(void)
 {
@@ -250,12 +261,15 @@ AOT_NOINLINE static bool cache_key(const nvm_module *m, unsigned flags, const cc
         memset(&self, 0, sizeof self);
     char meta[PATH_MAX + 1024 + 256];
     int ml = snprintf(meta, sizeof meta,
-                      "nanovm-aot-key\n%s\n%s\nflags %u\n%lld %lld.%09ld\n%s\n%lld\n%lld.%09ld\n%s "
-                      "-fPIC -shared -w",
+                      "nanovm-aot-key\n%s\n%s\nflags %u\n%lld %lld.%09ld\n%s\n%lld\n%lld.%09ld\n%s",
                       NVM_VERSION_STRING, fp, flags, (long long)self.st_size,
                       (long long)self.st_mtim.tv_sec, (long)self.st_mtim.tv_nsec, cc->path,
                       (long long)cc->st.st_size, (long long)cc->st.st_mtim.tv_sec,
                       (long)cc->st.st_mtim.tv_nsec, opt_flag());
+    for (size_t i = 0; i < NFLAGS(cc_flags) && ml > 0 && (size_t)ml < sizeof meta; i++)
+        ml += snprintf(meta + ml, sizeof meta - (size_t)ml, " %s", cc_flags[i]);
+    for (size_t i = 0; i < NFLAGS(cc_libs) && ml > 0 && (size_t)ml < sizeof meta; i++)
+        ml += snprintf(meta + ml, sizeof meta - (size_t)ml, " %s", cc_libs[i]);
     for (int i = 0; i < cc->nextra && ml > 0 && (size_t)ml < sizeof meta; i++)
         ml += snprintf(meta + ml, sizeof meta - (size_t)ml, " %s", cc->argv_extra[i]);
     if (ml < 0 || (size_t)ml >= sizeof meta) {
@@ -385,18 +399,19 @@ void nvm_aot_lib_free(nvm_aot_lib *lib)
 /* ---- compiling ---- */
 static bool run_cc(const ccinfo *cc, const char *src, const char *out, char *why, size_t whylen)
 {
-    char *argv[MAX_CC_ARGS + 12];
-    int k = 0;
+    char *argv[MAX_CC_ARGS + NFLAGS(cc_flags) + NFLAGS(cc_libs) + 6];
+    size_t k = 0;
     argv[k++] = (char *)cc->path;
     for (int i = 0; i < cc->nextra; i++)
         argv[k++] = cc->argv_extra[i];
     argv[k++] = (char *)opt_flag();
-    argv[k++] = "-fPIC";
-    argv[k++] = "-shared";
-    argv[k++] = "-w";
+    for (size_t i = 0; i < NFLAGS(cc_flags); i++)
+        argv[k++] = (char *)cc_flags[i];
     argv[k++] = "-o";
     argv[k++] = (char *)out;
     argv[k++] = (char *)src;
+    for (size_t i = 0; i < NFLAGS(cc_libs); i++)
+        argv[k++] = (char *)cc_libs[i];
     argv[k] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
