@@ -190,7 +190,10 @@ def main():
             r = subprocess.run([nvm, 'run', '--tier', 'aot', '--audit', sa, sq], env=senv,
                                capture_output=True, timeout=120)
             recs = [json.loads(l) for l in open(sa)] if os.path.exists(sa) else []
-            check(r.returncode == 0 and r.stdout == SQRT_EXPECT == ref.stdout and r.stderr == b''
+            # an ASan build notes the AOT run's stack switch; nothing else may be said
+            said = [l for l in r.stderr.splitlines()
+                    if b"ASan doesn't fully support makecontext/swapcontext" not in l]
+            check(r.returncode == 0 and r.stdout == SQRT_EXPECT == ref.stdout and said == []
                   and not any(x.get('event') == 'aot.fallback' for x in recs),
                   'sqrt, %s run: loaded and run on aot, output as the interpreter' % what)
         so = glob.glob(os.path.join(senv['NVM_CACHE_DIR'], '*.so'))
