@@ -123,6 +123,68 @@ void nvm_mem_free(nvm_vm *vm, void *p, size_t n)
     vm->heap.bytes = n <= vm->heap.bytes ? vm->heap.bytes - n : 0;
 }
 
+/* ---- map shapes ---- */
+
+static int64_t shape_key(nvm_value key)
+{
+    return key.type == NVM_T_INT ? key.as.i : (int64_t)key.as.h;
+}
+
+static uint32_t edge_hash(uint32_t parent, uint32_t type, int64_t key)
+{
+    uint64_t x = (uint64_t)key ^ ((uint64_t)parent << 40) ^ ((uint64_t)type << 32);
+    x ^= x >> 31;
+    x *= 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 29;
+    return (uint32_t)x;
+}
+
+static void edge_put(nvm_shape_edge *t, uint32_t cap, const nvm_shape_edge *e)
+{
+    uint32_t mask = cap - 1;
+    uint32_t i = edge_hash(e->parent, e->key_type, e->key) & mask;
+    while (t[i].child != 0)
+        i = (i + 1) & mask;
+    t[i] = *e;
+}
+
+uint32_t nvm_shape_add(nvm_vm *vm, uint32_t shape, nvm_value key)
+{
+    nvm_heap *h = &vm->heap;
+    if (shape == NVM_SHAPE_NONE)
+        return NVM_SHAPE_NONE;
+    int64_t k = shape_key(key);
+    if (h->shape_cap > 0) {
+        uint32_t mask = h->shape_cap - 1;
+        for (uint32_t i = edge_hash(shape, key.type, k) & mask; h->shape_edges[i].child != 0;
+             i = (i + 1) & mask) {
+            const nvm_shape_edge *e = &h->shape_edges[i];
+            if (e->parent == shape && e->key_type == key.type && e->key == k)
+                return e->child;
+        }
+    }
+    if (h->nshapes >= NVM_SHAPES_MAX)
+        return NVM_SHAPE_NONE;
+    if ((h->nshapes + 1) * 2 > h->shape_cap) {
+        uint32_t ncap = h->shape_cap == 0 ? 64 : h->shape_cap * 2;
+        bool limit;
+        nvm_shape_edge *t = raw_resize(vm, NULL, 0, sizeof *t * ncap, false, false, &limit);
+        if (t == NULL)
+            return NVM_SHAPE_NONE;
+        memset(t, 0, sizeof *t * ncap);
+        for (uint32_t i = 0; i < h->shape_cap; i++)
+            if (h->shape_edges[i].child != 0)
+                edge_put(t, ncap, &h->shape_edges[i]);
+        nvm_mem_free(vm, h->shape_edges, sizeof *t * h->shape_cap);
+        h->shape_edges = t;
+        h->shape_cap = ncap;
+    }
+    nvm_shape_edge e = {k, key.type, (uint16_t)shape, (uint16_t)(h->nshapes + 1)};
+    edge_put(h->shape_edges, h->shape_cap, &e);
+    h->nshapes++;
+    return e.child;
+}
+
 /* ---- objects ---- */
 
 /* Bytes of a string object of `size` (> 8) bytes as allocated: small strings take whole cells of
@@ -292,6 +354,9 @@ void nvm_heap_destroy(nvm_vm *vm)
         nvm_mem_free(vm, h->objs, (sizeof(void *) + sizeof(uint32_t)) * h->objs_cap);
     nvm_mem_free(vm, h->troots, sizeof(nvm_value) * h->troots_cap);
     nvm_mem_free(vm, h->gray, sizeof(uint32_t) * h->gray_cap);
+    nvm_mem_free(vm, h->shape_edges, sizeof(nvm_shape_edge) * h->shape_cap);
+    h->shape_edges = NULL;
+    h->shape_cap = h->nshapes = 0;
     h->objs = NULL;
     h->free_handles = NULL;
     h->troots = NULL;

@@ -29,7 +29,7 @@ enum nvm_obj_kind { NVM_OBJ_STR = 1, NVM_OBJ_ARRAY = 2, NVM_OBJ_MAP = 3 };
 typedef struct nvm_gchdr {
     uint8_t kind;
     uint8_t mark;
-    uint16_t sub; /* arrays: the element storage (enum nvm_arr_kind); else 0 */
+    uint16_t sub; /* arrays: the element storage (enum nvm_arr_kind); maps: the shape; else 0 */
     uint32_t handle;
 } nvm_gchdr;
 
@@ -63,7 +63,20 @@ typedef struct nvm_mapentry {
 } nvm_mapentry;
 
 /* Insertion-ordered map: entries[] in insertion order (with tombstones), index[] an open-addressing
- * table of entry positions + 1 (0 = empty). Keys are strings or ints. */
+ * table of entry positions + 1 (0 = empty). Keys are strings or ints.
+ *
+ * Shapes (hdr.sub): a map that has never lost a key has the shape of its sequence of keys, the
+ * same for every map whose keys were added in the same order, compared as values: int keys by
+ * value, string keys by handle. Shapes form a tree (the heap's table of edges: a shape and the
+ * key added to it give the next shape), so a shape and a position determine the key there as
+ * it was added, by the edge into the shape's ancestor at that depth. Compiled code that found a
+ * key at position p of a map of shape S, that key being a string constant's handle (which is
+ * never freed, so never reused for another string), reads that key of any map of shape S at
+ * position p with no lookup. NVM_SHAPE_EMPTY: no key (a new map); NVM_SHAPE_NONE: not
+ * described, for good (a key was deleted, or the table was full or could not grow). */
+#define NVM_SHAPE_EMPTY 0u
+#define NVM_SHAPE_NONE 0xFFFFu
+#define NVM_SHAPES_MAX 4096u
 typedef struct nvm_map {
     nvm_gchdr hdr;
     uint32_t count;    /* live entries */
@@ -103,7 +116,20 @@ typedef struct nvm_heap {
      * back to the allocator before an allocation fails for the limit or the hook). */
     void *str_cache[15];
     size_t str_cache_bytes;
+    /* the shapes' edges (parent shape, key) -> child shape: an open-addressing table (linear
+     * probing, child 0 = empty slot) of shape_cap (a power of two, or 0) slots, at most half
+     * used; nshapes shapes besides the empty one (ids 1..nshapes) */
+    struct nvm_shape_edge *shape_edges;
+    uint32_t shape_cap;
+    uint32_t nshapes;
 } nvm_heap;
+
+typedef struct nvm_shape_edge {
+    int64_t key; /* an int key's value, a string key's handle */
+    uint32_t key_type;
+    uint16_t parent;
+    uint16_t child;
+} nvm_shape_edge;
 #define NVM_STR_CELL_MAX 248u
 
 /* nvm_gchdr.mark bits: the collector's mark, and "on the current printing path" (value.c's cycle
@@ -133,6 +159,10 @@ void nvm_troot_pop(struct nvm_vm *vm, uint32_t n);
  * of a str or int key, or -1. */
 nvm_status nvm_obj_new(struct nvm_vm *vm, int kind, size_t size, void **obj, nvm_value *out);
 int64_t nvm_map_find(const nvm_heap *h, const nvm_map *m, nvm_value key);
+/* The shape of a map of `shape` once `key` is added (a new edge when needed). NVM_SHAPE_NONE when
+ * shape is, or when the table is full or cannot grow (which is no error: the map is just not
+ * described). Allocates without collecting and without counting towards fail_alloc_at. */
+uint32_t nvm_shape_add(struct nvm_vm *vm, uint32_t shape, nvm_value key);
 
 /* ---- object access (no checks: callers check the tag first) ---- */
 static inline void *nvm_heap_obj(const nvm_heap *h, nvm_value v)

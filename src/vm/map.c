@@ -5,7 +5,9 @@
  * of entry positions + 1, 0 meaning empty; it holds a slot for every entry including tombstones,
  * so probes skip tombstones and stop at an empty slot. index_cap >= 2 * entries_cap keeps the
  * load at most one half. A full entries array is compacted in place when at least half of it is
- * tombstones, otherwise doubled (and compacted) with a fresh index. */
+ * tombstones, otherwise doubled (and compacted) with a fresh index. A map's shape (heap.h) follows
+ * its keys: nvm_map_set's appends extend it, nvm_map_del ends it (compaction only ever happens to
+ * a map with tombstones, whose shape has ended). */
 #include <string.h>
 
 #include "vm.h"
@@ -196,6 +198,7 @@ nvm_status nvm_map_set(nvm_vm *vm, nvm_value map, nvm_value key, nvm_value v)
     m->entries[at].hash = key_hash(&vm->heap, key);
     m->count++;
     index_insert(m, at);
+    m->hdr.sub = (uint16_t)nvm_shape_add(vm, m->hdr.sub, key);
     return NVM_OK;
 }
 
@@ -214,6 +217,7 @@ nvm_status nvm_map_del(nvm_vm *vm, nvm_value map, nvm_value key)
     m->entries[pos].key.as.i = 0;
     m->entries[pos].value = nvm_null();
     m->count--;
+    m->hdr.sub = NVM_SHAPE_NONE;
     return NVM_OK;
 }
 

@@ -541,6 +541,129 @@ static void test_fail_alloc_at(void **state)
     nvm_vm_free(vm);
 }
 
+static uint32_t shape_of(nvm_vm *vm, nvm_value m)
+{
+    return ((const nvm_map *)nvm_heap_obj(&vm->heap, m))->hdr.sub;
+}
+
+/* Maps of one shape hold the same keys (type and payload) in the same order, with no tombstone. */
+static void assert_same_keys(nvm_vm *vm, nvm_value a, nvm_value b)
+{
+    const nvm_map *x = nvm_heap_obj(&vm->heap, a), *y = nvm_heap_obj(&vm->heap, b);
+    assert_int_equal(x->nentries, y->nentries);
+    assert_int_equal(x->count, x->nentries);
+    assert_int_equal(y->count, y->nentries);
+    for (uint32_t i = 0; i < x->nentries; i++) {
+        assert_int_equal(x->entries[i].key.type, y->entries[i].key.type);
+        if (x->entries[i].key.type == NVM_T_INT)
+            assert_int_equal(x->entries[i].key.as.i, y->entries[i].key.as.i);
+        else
+            assert_int_equal(x->entries[i].key.as.h, y->entries[i].key.as.h);
+    }
+}
+
+static void test_map_shapes(void **state)
+{
+    (void)state;
+    nvm_vm *vm = new_vm(0, true, 0); /* a collection at every counted allocation */
+    nvm_value kx = rooted(vm, str(vm, "x")), ky = rooted(vm, str(vm, "y"));
+    nvm_value kx2 = rooted(vm, str(vm, "x")); /* equal text, another handle */
+    nvm_value m[6];
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(nvm_map_new(vm, &m[i]), NVM_OK);
+        rooted(vm, m[i]);
+        assert_int_equal(shape_of(vm, m[i]), NVM_SHAPE_EMPTY);
+    }
+    /* m0, m1: x y; m2: y x; m3: x(other handle) y; m4: 1 2 (ints); m5: x y, then y deleted */
+    nvm_value keys[6][2] = {{kx, ky}, {kx, ky}, {ky, kx}, {kx2, ky},
+                            {nvm_int(1), nvm_int(2)}, {kx, ky}};
+    for (int i = 0; i < 6; i++)
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(nvm_map_set(vm, m[i], keys[i][k], nvm_int(10 * i + k)), NVM_OK);
+    uint32_t s0 = shape_of(vm, m[0]);
+    assert_true(s0 != NVM_SHAPE_EMPTY && s0 != NVM_SHAPE_NONE);
+    assert_int_equal(shape_of(vm, m[1]), s0);
+    assert_same_keys(vm, m[0], m[1]);
+    assert_true(shape_of(vm, m[2]) != s0 && shape_of(vm, m[2]) != NVM_SHAPE_NONE);
+    assert_true(shape_of(vm, m[3]) != s0 && shape_of(vm, m[3]) != NVM_SHAPE_NONE);
+    assert_true(shape_of(vm, m[4]) != s0 && shape_of(vm, m[4]) != NVM_SHAPE_NONE);
+    assert_int_equal(shape_of(vm, m[5]), s0);
+    /* a value replaced: same shape; a key deleted: no shape, for good */
+    assert_int_equal(nvm_map_set(vm, m[1], kx, nvm_int(99)), NVM_OK);
+    assert_int_equal(shape_of(vm, m[1]), s0);
+    assert_int_equal(nvm_map_del(vm, m[5], ky), NVM_OK);
+    assert_int_equal(shape_of(vm, m[5]), NVM_SHAPE_NONE);
+    assert_int_equal(nvm_map_set(vm, m[5], ky, nvm_int(1)), NVM_OK);
+    assert_int_equal(shape_of(vm, m[5]), NVM_SHAPE_NONE);
+    /* deleting an absent key changes nothing */
+    assert_int_equal(nvm_map_del(vm, m[0], nvm_int(7)), NVM_OK);
+    assert_int_equal(shape_of(vm, m[0]), s0);
+
+    /* Random maps over 6 keys with deletes: every two maps of one shape hold the same keys in
+     * the same order; the table stops at NVM_SHAPES_MAX without an error. */
+    enum { N = 64 };
+    nvm_value pool[6] = {kx, ky, kx2, nvm_int(1), nvm_int(2), nvm_int(-3)};
+    nvm_value r[N];
+    uint64_t seed = 42;
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(nvm_map_new(vm, &r[i]), NVM_OK);
+            rooted(vm, r[i]);
+            int nk = (int)(seed % 5);
+            for (int k = 0; k < nk; k++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                nvm_value key = pool[(seed >> 33) % 6];
+                if ((seed >> 20) % 23 == 0)
+                    assert_int_equal(nvm_map_del(vm, r[i], key), NVM_OK);
+                else
+                    assert_int_equal(nvm_map_set(vm, r[i], key, nvm_int(k)), NVM_OK);
+            }
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        }
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < N; j++)
+                if (shape_of(vm, r[i]) == shape_of(vm, r[j]) &&
+                    shape_of(vm, r[i]) != NVM_SHAPE_NONE)
+                    assert_same_keys(vm, r[i], r[j]);
+        nvm_troot_pop(vm, N);
+    }
+    size_t before = vm->heap.bytes;
+    nvm_value big;
+    assert_int_equal(nvm_map_new(vm, &big), NVM_OK);
+    rooted(vm, big);
+    uint32_t last = NVM_SHAPE_EMPTY;
+    for (int64_t k = 0; k < NVM_SHAPES_MAX + 100; k++) {
+        assert_int_equal(nvm_map_set(vm, big, nvm_int(1000 + k), nvm_null()), NVM_OK);
+        last = shape_of(vm, big);
+    }
+    assert_int_equal(last, NVM_SHAPE_NONE);
+    assert_true(vm->heap.nshapes <= NVM_SHAPES_MAX);
+    assert_true(vm->heap.nshapes > NVM_SHAPES_MAX - 200);
+    /* the table is counted memory: half used at most, 24 bytes an edge */
+    assert_true(vm->heap.bytes - before >= (size_t)vm->heap.nshapes * 2 * sizeof(nvm_shape_edge) / 2);
+    nvm_vm_free(vm);
+}
+
+/* Under a memory limit too small for the table, maps work and just have no shape. */
+static void test_map_shapes_no_memory(void **state)
+{
+    (void)state;
+    nvm_vm *vm = new_vm(0, false, 0);
+    nvm_value m, v;
+    assert_int_equal(nvm_map_new(vm, &m), NVM_OK);
+    rooted(vm, m);
+    /* room for the map's first entries and index (192 bytes), not for the table (1536) */
+    vm->cfg.max_memory = vm->heap.bytes + vm->heap.str_cache_bytes + 1000;
+    assert_int_equal(nvm_map_set(vm, m, nvm_int(1), nvm_int(5)), NVM_OK);
+    assert_int_equal(shape_of(vm, m), NVM_SHAPE_NONE);
+    assert_int_equal(vm->heap.shape_cap, 0);
+    bool found = false;
+    assert_int_equal(nvm_map_get(vm, m, nvm_int(1), &v, &found), NVM_OK);
+    assert_true(found);
+    assert_int_equal(v.as.i, 5);
+    nvm_vm_free(vm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,7 +672,8 @@ int main(void)
         cmocka_unit_test(test_truthy_cast),     cmocka_unit_test(test_gc_frees_and_keeps),
         cmocka_unit_test(test_gc_deep_nesting), cmocka_unit_test(test_gc_stress),
         cmocka_unit_test(test_memory_limit),    cmocka_unit_test(test_fail_alloc_at),
-        cmocka_unit_test(test_bool_arrays),
+        cmocka_unit_test(test_bool_arrays),     cmocka_unit_test(test_map_shapes),
+        cmocka_unit_test(test_map_shapes_no_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
