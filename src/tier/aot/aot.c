@@ -63,6 +63,7 @@ static const layout layouts[] = {
     {"O_array_kind", offsetof(nvm_array, hdr) + offsetof(nvm_gchdr, sub)},
     {"O_map_nentries", offsetof(nvm_map, nentries)},
     {"O_map_entries", offsetof(nvm_map, entries)},
+    {"O_map_shape", offsetof(nvm_map, hdr) + offsetof(nvm_gchdr, sub)},
     {"SZ_mapentry", sizeof(nvm_mapentry)},
     {"O_me_key", offsetof(nvm_mapentry, key)},
     {"O_me_value", offsetof(nvm_mapentry, value)},
@@ -190,6 +191,7 @@ static const char *const prelude[] = {
 enum { R_G = -1, R_F = NVM_T_FLOAT };
 #define NVM_AOT_FC_MAX 16u /* field pointers cached per C function */
 #define NVM_AOT_FO_MAX 8u  /* maps whose entries are cached per C function */
+#define NVM_AOT_KS_MAX 32u /* field names given a shape and position per C function */
 
 typedef struct gen {
     nvm_tb *b;
@@ -228,6 +230,14 @@ typedef struct gen {
     uint32_t fc_slot[NVM_AOT_FC_MAX], fc_key[NVM_AOT_FC_MAX];
     uint32_t nfo;
     uint32_t fo_slot[NVM_AOT_FO_MAX];
+    /* Shapes (heap.h): kS<j>/kP<j> (C locals) are a map shape and the byte offset in the entries
+     * of the value at the position where maps of that shape hold the field named by string
+     * constant ks_key[j], learned from a lookup that
+     * found the constant's own handle there; kS is 0xFFFFFFFE (no shape) until then. A fact
+     * about a shape never changes, so they are never cleared. fs<k> is the shape of the map
+     * whose entries fo<k> holds (0xFFFFFFFF: not a map). */
+    uint32_t nks;
+    uint32_t ks_key[NVM_AOT_KS_MAX];
     bool fc_fixed; /* second pass: the tables are complete */
 } gen;
 
@@ -623,28 +633,36 @@ static void obj(gen *g, uint32_t q)
                   sl, sl, xi(g, q).s);
 }
 
-/* v_ = the value of field a of the map at position q, through the instruction's inline cache,
- * or 0 (the cold path). When the map came from a slot, the pointer and the map's entries are
- * kept for later accesses (see gen.fc_slot). */
+/* v_ = the value of field a of the map at position q, or 0 (the cold path): at the position
+ * learned for the map's shape, else through the instruction's inline cache. When the map came
+ * from a slot, the pointer and the map's entries and shape are kept for later accesses (see
+ * gen.fc_slot). */
 static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
 {
     int32_t sl = g->org[q];
-    uint32_t k = UINT32_MAX, o = UINT32_MAX;
+    uint32_t k = UINT32_MAX, o = UINT32_MAX, ks = UINT32_MAX;
     for (uint32_t j = 0; sl >= 0 && j < g->nfc; j++)
         if (g->fc_slot[j] == (uint32_t)sl && g->fc_key[j] == a)
             k = j;
     for (uint32_t j = 0; sl >= 0 && j < g->nfo; j++)
         if (g->fo_slot[j] == (uint32_t)sl)
             o = j;
-    if (!g->fc_fixed && sl >= 0) {
-        if (k == UINT32_MAX && g->nfc < NVM_AOT_FC_MAX) {
+    for (uint32_t j = 0; j < g->nks; j++)
+        if (g->ks_key[j] == a)
+            ks = j;
+    if (!g->fc_fixed) {
+        if (sl >= 0 && k == UINT32_MAX && g->nfc < NVM_AOT_FC_MAX) {
             k = g->nfc++;
             g->fc_slot[k] = (uint32_t)sl;
             g->fc_key[k] = a;
         }
-        if (o == UINT32_MAX && g->nfo < NVM_AOT_FO_MAX) {
+        if (sl >= 0 && o == UINT32_MAX && g->nfo < NVM_AOT_FO_MAX) {
             o = g->nfo++;
             g->fo_slot[o] = (uint32_t)sl;
+        }
+        if (ks == UINT32_MAX && g->nks < NVM_AOT_KS_MAX) {
+            ks = g->nks++;
+            g->ks_key[ks] = a;
         }
     }
     if (k != UINT32_MAX)
@@ -653,27 +671,43 @@ static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
         nvm_tb_printf(g->b, "    nvm_value *v_ = 0;\n    {\n");
     if (o != UINT32_MAX)
         nvm_tb_printf(g->b,
-                      "    char *en_ = fo%" PRIu32 "; uint32_t ne_ = fn%" PRIu32
-                      ";\n    if (U(en_ == 0)) {\n",
-                      o, o);
+                      "    char *en_ = fo%" PRIu32 "; uint32_t ne_ = fn%" PRIu32 ", sh_ = fs%" PRIu32
+                      ";\n    if (U(en_ == 0)) {\n    sh_ = 0xFFFFFFFFu;\n",
+                      o, o, o);
     else
-        nvm_tb_printf(g->b, "    char *en_ = 0; uint32_t ne_ = 0;\n    {\n");
+        nvm_tb_printf(g->b, "    char *en_ = 0; uint32_t ne_ = 0, sh_ = 0xFFFFFFFFu;\n    {\n");
     nvm_tb_printf(g->b, "    if (%s) {\n", is(g, q, NVM_T_MAP).s);
     obj(g, q);
     nvm_tb_printf(g->b, "    en_ = *(char **)(o_ + O_map_entries);\n"
-                        "    ne_ = *(uint32_t *)(o_ + O_map_nentries);\n    }\n");
+                        "    ne_ = *(uint32_t *)(o_ + O_map_nentries);\n"
+                        "    sh_ = *(const uint16_t *)(o_ + O_map_shape);\n    }\n");
     if (o != UINT32_MAX)
-        nvm_tb_printf(g->b, "    fo%" PRIu32 " = en_; fn%" PRIu32 " = ne_;\n", o, o);
+        nvm_tb_printf(g->b, "    fo%" PRIu32 " = en_; fn%" PRIu32 " = ne_; fs%" PRIu32 " = sh_;\n",
+                      o, o, o);
+    nvm_tb_printf(g->b, "    }\n");
+    if (ks != UINT32_MAX)
+        nvm_tb_printf(g->b,
+                      "    if (L(sh_ == kS%" PRIu32 "))\n"
+                      "    v_ = (nvm_value *)(en_ + kP%" PRIu32 ");\n"
+                      "    else {\n",
+                      ks, ks);
     nvm_tb_printf(g->b,
-                  "    }\n"
                   "    uint32_t pos_ = *(const uint32_t *)(pc_ + %" PRIu32
                   "u * SZ_insn + O_insn_k);\n"
                   "    if (L(pos_ < ne_)) {\n"
                   "    char *e_ = en_ + (size_t)pos_ * SZ_mapentry;\n"
                   "    if (L(((nvm_value *)(e_ + O_me_key))->type == 4 && ((nvm_value *)(e_ + "
-                  "O_me_key))->as.h == ks_[%" PRIu32 "].as.h))\n"
-                  "    v_ = (nvm_value *)(e_ + O_me_value);\n    }\n",
+                  "O_me_key))->as.h == ks_[%" PRIu32 "].as.h)) {\n"
+                  "    v_ = (nvm_value *)(e_ + O_me_value);\n",
                   i, a);
+    if (ks != UINT32_MAX)
+        nvm_tb_printf(g->b,
+                      "    if (sh_ < %uu) { kS%" PRIu32 " = sh_; kP%" PRIu32
+                      " = (size_t)pos_ * SZ_mapentry + O_me_value; }\n",
+                      NVM_SHAPE_NONE, ks, ks);
+    nvm_tb_printf(g->b, "    }\n    }\n");
+    if (ks != UINT32_MAX)
+        nvm_tb_printf(g->b, "    }\n");
     if (k != UINT32_MAX)
         nvm_tb_printf(g->b, "    fc%" PRIu32 " = v_;\n", k);
     nvm_tb_printf(g->b, "    }\n");
@@ -1356,7 +1390,7 @@ static void fc_pass(gen *g, int pass, nvm_tb *first, nvm_tb *out)
     g->b = pass == 0 ? first : out;
     g->fc_fixed = pass == 1;
     if (pass == 0)
-        g->nfc = g->nfo = 0;
+        g->nfc = g->nfo = g->nks = 0;
 }
 
 /* the C locals of every stack position and slot (slots start unwritten: tag 7); pc_ and ks_:
@@ -1381,7 +1415,12 @@ static void declare_locals(gen *g)
     for (uint32_t k = 0; k < g->nfc; k++)
         nvm_tb_printf(g->b, "    nvm_value *fc%" PRIu32 " = 0;\n", k);
     for (uint32_t k = 0; k < g->nfo; k++)
-        nvm_tb_printf(g->b, "    char *fo%" PRIu32 " = 0; uint32_t fn%" PRIu32 " = 0;\n", k, k);
+        nvm_tb_printf(g->b,
+                      "    char *fo%" PRIu32 " = 0; uint32_t fn%" PRIu32 " = 0, fs%" PRIu32
+                      " = 0;\n",
+                      k, k, k);
+    for (uint32_t j = 0; j < g->nks; j++)
+        nvm_tb_printf(g->b, "    uint32_t kS%" PRIu32 " = 0xFFFFFFFEu; size_t kP%" PRIu32 " = 0;\n", j, j);
 }
 
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument
