@@ -218,6 +218,8 @@ typedef struct gen {
     uint32_t psmax, plmax;  /* most operand stack and slot cells a frameless call level takes */
     const uint32_t *pcost;  /* metered: gas charged at each block's check (gas_plan) */
     const uint32_t *pentry; /* function -> gas its frameless version's caller charges for it */
+    const bool *callpaid;   /* frameless, metered: block -> entered only from the CALL before it,
+                             * which charges its check (see gas_plan) */
     int32_t *org;           /* W: the slot a stack position was loaded from and still equals, -1 */
     /* Field cache of the C function: fc<k> (a C local) points at the value of field fc_key[k]
      * of the map in slot fc_slot[k], found by an earlier lookup, or is 0. It is set to 0 at
@@ -805,7 +807,7 @@ static void pure_params(gen *g, uint32_t ci)
  * and tag go to position H - consumed, the gas to `gas`. In a frameless version an abandoned
  * callee abandons the caller; in a frame version (inside `{ int pd_ = 0;`) it sets pd_ when the
  * call was made without frames. */
-static void pure_call(gen *g, uint32_t ci, uint32_t H)
+static void pure_call(gen *g, uint32_t ci, uint32_t H, uint32_t extra)
 {
     nvm_tb *b = g->b;
     const nvm_func *cf = &g->m->funcs[ci];
@@ -817,13 +819,13 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H)
             nvm_tb_printf(b, " && %s", is(g, lo + k, t).s);
     }
     if (g->metered)
-        nvm_tb_printf(b, " && gas >= %" PRIu32, g->pentry[ci]);
+        nvm_tb_printf(b, " && gas >= %" PRIu32, g->pentry[ci] + extra);
     nvm_tb_printf(b, " && dd > 0 &&\n          (const char *)__builtin_frame_address(0) >= "
                      "CTX->stack_limit)) {\n");
     if (!g->pure)
         nvm_tb_printf(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
     nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas - %" PRIu32 ", dd - 1", ci,
-                  g->metered ? g->pentry[ci] : 0);
+                  g->metered ? g->pentry[ci] + extra : 0);
     for (uint32_t k = 0; k < cf->consumed; k++) {
         nvm_tb_printf(b, ", %s", payload(g, lo + k).s);
         if (nvm_tm_single(g->pspec[ci][k]) < 0)
@@ -897,6 +899,30 @@ static void gas_plan(const nvm_func *fn, const nvm_fninfo *f, uint32_t *cost)
     }
 }
 
+/* Frameless versions: paid[bi] when block bi follows a CALL that ends the block before it and
+ * nothing else enters it (no jump or branch targets it). The call then charges bi's check with
+ * the callee's entry block before the call, and the caller continues past bi's check: like every
+ * early charge in a frameless version, this only moves the point where it gives up for lack of
+ * gas (the frame version redoes the call exactly), and the gas a completed call uses is the
+ * same. */
+static void calls_pay(const nvm_func *fn, const nvm_fninfo *f, bool *paid)
+{
+    for (uint32_t k = 0; k < f->nblk; k++) {
+        uint32_t s = f->bstart[k];
+        uint32_t pb = s > 0 ? f->blk_of[s - 1] : UINT32_MAX;
+        paid[k] = s > 0 && f->seen[k] && pb != UINT32_MAX && f->bend[pb] == s &&
+                  fn->code[s - 1].op == NVM_OP_CALL;
+    }
+    for (uint32_t i = 0; i < fn->ninsn; i++) {
+        uint8_t op = fn->code[i].op;
+        if (op != NVM_OP_JMP && op != NVM_OP_JZ && op != NVM_OP_JNZ)
+            continue;
+        uint32_t t = fn->code[i].a;
+        if (t < fn->ninsn && f->blk_of[t] != UINT32_MAX)
+            paid[f->blk_of[t]] = false;
+    }
+}
+
 /* goto the block at t from the end of the current block: in a frameless version whose check
  * paid for the targets of its closing branch, past the target's check, refunding the rest */
 static void branch_to(gen *g, uint32_t t)
@@ -923,15 +949,22 @@ static void emit_version(gen *g)
     const nvm_fninfo *f = g->f;
     uint32_t W = g->W, S = g->S;
     uint32_t *cost = NULL;
+    bool *paid = NULL;
     if (g->metered) {
         cost = malloc((f->nblk + 1) * sizeof *cost);
-        if (cost == NULL) {
+        paid = g->pure ? calloc(f->nblk + 1, sizeof *paid) : NULL;
+        if (cost == NULL || (g->pure && paid == NULL)) {
+            free(cost);
+            free(paid);
             b->oom = true;
             return;
         }
         gas_plan(fn, f, cost);
+        if (paid != NULL)
+            calls_pay(fn, f, paid);
     }
     g->pcost = cost;
+    g->callpaid = paid;
     for (uint32_t bi = 0; bi < f->nblk; bi++) {
         uint32_t s = f->bstart[bi], e = f->bend[bi];
         g->blk_end = e;
@@ -1251,7 +1284,10 @@ static void emit_version(gen *g)
                 const nvm_func *cf = &m->funcs[in->a];
                 uint32_t need = cf->max_height - cf->consumed + 1;
                 if (g->pure) {
-                    pure_call(g, in->a, H);
+                    /* the block after the call, when only the call enters it: paid here */
+                    uint32_t nb = i + 1 < fn->ninsn ? f->blk_of[i + 1] : UINT32_MAX;
+                    bool nbpaid = g->callpaid != NULL && nb != UINT32_MAX && g->callpaid[nb];
+                    pure_call(g, in->a, H, nbpaid ? g->pcost[nb] : 0);
                     set_res(g, H - cf->consumed, R_G);
                     break;
                 }
@@ -1270,7 +1306,7 @@ static void emit_version(gen *g)
                                       "    int64_t dl_ = (F(nvm_value *, O_slots_end) - slots - "
                                       "%" PRIu32 ") / %" PRIu32 ";\n    if (dl_ < dd) dd = dl_;\n",
                                       S, g->plmax);
-                    pure_call(g, in->a, H);
+                    pure_call(g, in->a, H, 0);
                     nvm_tb_printf(b, "    }\n    if (!pd_) {\n");
                 }
                 flush(g);
@@ -1363,12 +1399,17 @@ static void emit_version(gen *g)
             }
         }
         uint8_t last = fn->code[e - 1].op;
-        if (!(last == NVM_OP_JMP || last == NVM_OP_RET || last == NVM_OP_HALT ||
-              last == NVM_OP_THROW) &&
-            e < fn->ninsn)
+        if (last == NVM_OP_CALL && e < fn->ninsn && g->callpaid != NULL &&
+            g->callpaid[f->blk_of[e]])
+            jump_to_ex(g, g->pre, f, e, true); /* the call charged its check */
+        else if (!(last == NVM_OP_JMP || last == NVM_OP_RET || last == NVM_OP_HALT ||
+                   last == NVM_OP_THROW) &&
+                 e < fn->ninsn)
             branch_to(g, e);
     }
     g->pcost = NULL;
+    g->callpaid = NULL;
+    free(paid);
     free(cost);
 }
 
