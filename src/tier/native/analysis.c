@@ -439,11 +439,30 @@ bool nvm_spec_args(const nvm_func *fn, tmask *argspec)
             (pv == NVM_OP_PUSH_F64 && binary_num_op(nx)))
             vote[sl] |= 2;
     }
-    /* copies (LOAD a; STORE b) pass b's votes to a */
+    /* a slot given an int (float) constant votes int (float) */
+    for (uint32_t j = 0; j + 1 < n; j++)
+        if (fn->code[j + 1].op == NVM_OP_STORE && fn->code[j].op == NVM_OP_PUSH)
+            vote[fn->code[j + 1].a] |= 1;
+        else if (fn->code[j + 1].op == NVM_OP_STORE && fn->code[j].op == NVM_OP_PUSH_F64)
+            vote[fn->code[j + 1].a] |= 2;
+    /* copies (LOAD a; STORE b) pass b's votes to a; two slots in arithmetic or an ordering
+     * (LOAD a; LOAD b; op) pass their votes to each other (a loop bound compared with a counter
+     * takes the counter's type) */
     for (int pass = 0; pass < 3; pass++)
-        for (uint32_t j = 0; j + 1 < n; j++)
-            if (fn->code[j].op == NVM_OP_LOAD && fn->code[j + 1].op == NVM_OP_STORE)
-                vote[fn->code[j].a] |= vote[fn->code[j + 1].a];
+        for (uint32_t j = 0; j + 1 < n; j++) {
+            if (fn->code[j].op != NVM_OP_LOAD)
+                continue;
+            uint32_t a = fn->code[j].a;
+            if (fn->code[j + 1].op == NVM_OP_STORE)
+                vote[a] |= vote[fn->code[j + 1].a];
+            uint8_t op2 = j + 2 < n ? fn->code[j + 2].op : NVM_OP_NOP;
+            if (fn->code[j + 1].op == NVM_OP_LOAD && binary_num_op(op2) && op2 != NVM_OP_EQ &&
+                op2 != NVM_OP_NE) {
+                uint32_t b = fn->code[j + 1].a;
+                uint8_t both = (uint8_t)(vote[a] | vote[b]);
+                vote[a] = vote[b] = both;
+            }
+        }
     for (uint32_t p = 0; p < cons; p++) {
         argspec[p] = 0;
         if (arg_slot[p] < 0)
