@@ -491,8 +491,16 @@ static void arith(gen *g, uint32_t i, uint8_t op)
     static const char ch[] = {'+', '-', '*', '/'};
     int k = op == NVM_OP_ADD ? 0 : op == NVM_OP_SUB ? 1 : op == NVM_OP_MUL ? 2 : 3;
     char e[400];
-    nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", is(g, x, NVM_T_INT).s,
-                  is(g, y, NVM_T_INT).s);
+    nm xint = is(g, x, NVM_T_INT), yint = is(g, y, NVM_T_INT);
+    if (k < 3 && (strcmp(xint.s, "0") == 0 || strcmp(yint.s, "0") == 0) &&
+        strcmp(isnum(g, x).s, "1") == 0 && strcmp(isnum(g, y).s, "1") == 0) {
+        /* two numbers, not two ints: float arithmetic, which cannot fail */
+        snprintf(e, sizeof e, "%s %c %s", xf(g, x).s, ch[k], xf(g, y).s);
+        assign(g, x, r, NVM_T_FLOAT, e);
+        set_res(g, x, r);
+        return;
+    }
+    nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n", xint.s, yint.s);
     if (op == NVM_OP_DIV || op == NVM_OP_MOD) {
         nvm_tb_printf(b, "    if (L(%s != 0 && (%s != -1 || %s != INT64_MIN))) {\n", xi(g, y).s,
                       xi(g, y).s, xi(g, x).s);
@@ -531,6 +539,11 @@ static void compare(gen *g, uint32_t i, uint8_t op)
                                       : ">=";
     bool eq = op == NVM_OP_EQ || op == NVM_OP_NE;
     nvm_tb_printf(b, "    { int ok_ = 1, r_ = 0;\n");
+    if (strcmp(is(g, x, NVM_T_FLOAT).s, "1") == 0 && strcmp(is(g, y, NVM_T_FLOAT).s, "1") == 0) {
+        /* two floats: compared inline, which cannot fail */
+        nvm_tb_printf(b, "    (void)ok_;\n    r_ = %s %s %s;\n", xf(g, x).s, o, xf(g, y).s);
+        return;
+    }
     nvm_tb_printf(b, "    if (%s && %s) r_ = %s %s %s;\n", is(g, x, NVM_T_INT).s,
                   is(g, y, NVM_T_INT).s, xi(g, x).s, o, xi(g, y).s);
     if (eq)
