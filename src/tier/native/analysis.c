@@ -383,8 +383,10 @@ bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f
         uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
         for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
             uint8_t op = fn->code[i].op;
-            if (!floaty && op == NVM_OP_ARR_GET) {
-                site[i] = 2; /* an int element */
+            uint8_t next = i + 1 < fn->ninsn ? fn->code[i + 1].op : NVM_OP_NOP;
+            if (!floaty && op == NVM_OP_ARR_GET && next != NVM_OP_JZ && next != NVM_OP_JNZ &&
+                next != NVM_OP_NOT) {
+                site[i] = 2; /* an int element (not when only its truth is used: a bool) */
                 any = true;
             }
             if (floaty &&

@@ -55,7 +55,8 @@ bool nvm_analyse(const nvm_module *m, const nvm_func *fn, nvm_fninfo *f, const u
 void nvm_fninfo_free(nvm_fninfo *f);
 /* Speculation sites: in a function that computes with floats (float constants or math),
  * arithmetic on operands that may be floats is assumed to give a float (site 1); elsewhere an
- * array element read is assumed to be an int (site 2). */
+ * array element read is assumed to be an int (site 2), unless only its truth is used (a JZ, JNZ
+ * or NOT next: the element of a bool array, say). */
 bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f, uint8_t *site,
                     tmask *scratch);
 
