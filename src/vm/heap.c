@@ -139,13 +139,20 @@ static uint32_t edge_hash(uint32_t parent, uint32_t type, int64_t key)
     return (uint32_t)x;
 }
 
-static void edge_put(nvm_shape_edge *t, uint32_t cap, const nvm_shape_edge *e)
+static uint32_t edge_put(nvm_shape_edge *t, uint32_t cap, const nvm_shape_edge *e)
 {
     uint32_t mask = cap - 1;
     uint32_t i = edge_hash(e->parent, e->key_type, e->key) & mask;
     while (t[i].child != 0)
         i = (i + 1) & mask;
     t[i] = *e;
+    return i;
+}
+
+/* bytes of the table of shape_cap `cap` and its shape_last array */
+static size_t shape_bytes(uint32_t cap)
+{
+    return cap == 0 ? 0 : sizeof(nvm_shape_edge) * cap + sizeof(uint32_t) * (cap / 2 + 1);
 }
 
 uint32_t nvm_shape_add(nvm_vm *vm, uint32_t shape, nvm_value key)
@@ -155,12 +162,19 @@ uint32_t nvm_shape_add(nvm_vm *vm, uint32_t shape, nvm_value key)
         return NVM_SHAPE_NONE;
     int64_t k = shape_key(key);
     if (h->shape_cap > 0) {
+        /* most maps of a shape get the same next key: the edge last taken, then the table */
+        uint32_t last = h->shape_last[shape];
+        if (last != UINT32_MAX && h->shape_edges[last].key == k &&
+            h->shape_edges[last].key_type == key.type)
+            return h->shape_edges[last].child;
         uint32_t mask = h->shape_cap - 1;
         for (uint32_t i = edge_hash(shape, key.type, k) & mask; h->shape_edges[i].child != 0;
              i = (i + 1) & mask) {
             const nvm_shape_edge *e = &h->shape_edges[i];
-            if (e->parent == shape && e->key_type == key.type && e->key == k)
+            if (e->parent == shape && e->key_type == key.type && e->key == k) {
+                h->shape_last[shape] = i;
                 return e->child;
+            }
         }
     }
     if (h->nshapes >= NVM_SHAPES_MAX)
@@ -168,19 +182,22 @@ uint32_t nvm_shape_add(nvm_vm *vm, uint32_t shape, nvm_value key)
     if ((h->nshapes + 1) * 2 > h->shape_cap) {
         uint32_t ncap = h->shape_cap == 0 ? 64 : h->shape_cap * 2;
         bool limit;
-        nvm_shape_edge *t = raw_resize(vm, NULL, 0, sizeof *t * ncap, false, false, &limit);
+        nvm_shape_edge *t = raw_resize(vm, NULL, 0, shape_bytes(ncap), false, false, &limit);
         if (t == NULL)
             return NVM_SHAPE_NONE;
         memset(t, 0, sizeof *t * ncap);
+        uint32_t *lastv = (uint32_t *)(void *)(t + ncap);
+        memset(lastv, 0xFF, sizeof(uint32_t) * (ncap / 2 + 1));
         for (uint32_t i = 0; i < h->shape_cap; i++)
             if (h->shape_edges[i].child != 0)
                 edge_put(t, ncap, &h->shape_edges[i]);
-        nvm_mem_free(vm, h->shape_edges, sizeof *t * h->shape_cap);
+        nvm_mem_free(vm, h->shape_edges, shape_bytes(h->shape_cap));
         h->shape_edges = t;
+        h->shape_last = lastv;
         h->shape_cap = ncap;
     }
     nvm_shape_edge e = {k, key.type, (uint16_t)shape, (uint16_t)(h->nshapes + 1)};
-    edge_put(h->shape_edges, h->shape_cap, &e);
+    h->shape_last[shape] = edge_put(h->shape_edges, h->shape_cap, &e);
     h->nshapes++;
     return e.child;
 }
@@ -354,8 +371,9 @@ void nvm_heap_destroy(nvm_vm *vm)
         nvm_mem_free(vm, h->objs, (sizeof(void *) + sizeof(uint32_t)) * h->objs_cap);
     nvm_mem_free(vm, h->troots, sizeof(nvm_value) * h->troots_cap);
     nvm_mem_free(vm, h->gray, sizeof(uint32_t) * h->gray_cap);
-    nvm_mem_free(vm, h->shape_edges, sizeof(nvm_shape_edge) * h->shape_cap);
+    nvm_mem_free(vm, h->shape_edges, shape_bytes(h->shape_cap));
     h->shape_edges = NULL;
+    h->shape_last = NULL;
     h->shape_cap = h->nshapes = 0;
     h->objs = NULL;
     h->free_handles = NULL;

@@ -122,6 +122,9 @@ typedef struct nvm_heap {
     struct nvm_shape_edge *shape_edges;
     uint32_t shape_cap;
     uint32_t nshapes;
+    /* shape -> the slot of shape_edges holding the edge last taken from it, UINT32_MAX: none
+     * (shape_cap / 2 + 1 entries: every shape the table can hold) */
+    uint32_t *shape_last;
 } nvm_heap;
 
 typedef struct nvm_shape_edge {
