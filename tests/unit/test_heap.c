@@ -575,8 +575,8 @@ static void test_map_shapes(void **state)
         assert_int_equal(shape_of(vm, m[i]), NVM_SHAPE_EMPTY);
     }
     /* m0, m1: x y; m2: y x; m3: x(other handle) y; m4: 1 2 (ints); m5: x y, then y deleted */
-    nvm_value keys[6][2] = {{kx, ky}, {kx, ky}, {ky, kx}, {kx2, ky},
-                            {nvm_int(1), nvm_int(2)}, {kx, ky}};
+    nvm_value keys[6][2] = {{kx, ky}, {kx, ky}, {ky, kx}, {kx2, ky}, {nvm_int(1), nvm_int(2)},
+                            {kx, ky}};
     for (int i = 0; i < 6; i++)
         for (int k = 0; k < 2; k++)
             assert_int_equal(nvm_map_set(vm, m[i], keys[i][k], nvm_int(10 * i + k)), NVM_OK);
@@ -627,7 +627,6 @@ static void test_map_shapes(void **state)
                     assert_same_keys(vm, r[i], r[j]);
         nvm_troot_pop(vm, N);
     }
-    size_t before = vm->heap.bytes;
     nvm_value big;
     assert_int_equal(nvm_map_new(vm, &big), NVM_OK);
     rooted(vm, big);
@@ -639,8 +638,7 @@ static void test_map_shapes(void **state)
     assert_int_equal(last, NVM_SHAPE_NONE);
     assert_true(vm->heap.nshapes <= NVM_SHAPES_MAX);
     assert_true(vm->heap.nshapes > NVM_SHAPES_MAX - 200);
-    /* the table is counted memory: half used at most, 24 bytes an edge */
-    assert_true(vm->heap.bytes - before >= (size_t)vm->heap.nshapes * 2 * sizeof(nvm_shape_edge) / 2);
+    assert_true(vm->heap.shape_cap >= 2 * vm->heap.nshapes); /* at most half used */
     nvm_vm_free(vm);
 }
 
@@ -652,7 +650,7 @@ static void test_map_shapes_no_memory(void **state)
     nvm_value m, v;
     assert_int_equal(nvm_map_new(vm, &m), NVM_OK);
     rooted(vm, m);
-    /* room for the map's first entries and index (192 bytes), not for the table (1536) */
+    /* room for the map's first entries and index (192 bytes), not for the table (1668) */
     vm->cfg.max_memory = vm->heap.bytes + vm->heap.str_cache_bytes + 1000;
     assert_int_equal(nvm_map_set(vm, m, nvm_int(1), nvm_int(5)), NVM_OK);
     assert_int_equal(shape_of(vm, m), NVM_SHAPE_NONE);
@@ -664,16 +662,50 @@ static void test_map_shapes_no_memory(void **state)
     nvm_vm_free(vm);
 }
 
+/* The table of shapes is counted memory: growing it from 64 to 128 edges (and its last-edge array
+ * from 33 to 65 entries) inside a key added where the map has room changes heap.bytes by exactly
+ * that much. */
+static void test_map_shapes_counted(void **state)
+{
+    (void)state;
+    nvm_vm *vm = new_vm(0, false, 0);
+    nvm_value m, other;
+    assert_int_equal(nvm_map_new(vm, &m), NVM_OK);
+    rooted(vm, m);
+    assert_int_equal(nvm_map_set(vm, m, nvm_int(0), nvm_null()), NVM_OK); /* room for 3 more */
+    assert_int_equal(vm->heap.shape_cap, 64);
+    for (int64_t k = 1; vm->heap.nshapes < 32; k++) { /* one new shape per map */
+        assert_int_equal(nvm_map_new(vm, &other), NVM_OK);
+        rooted(vm, other);
+        assert_int_equal(nvm_map_set(vm, other, nvm_int(1000 + k), nvm_null()), NVM_OK);
+    }
+    assert_int_equal(vm->heap.shape_cap, 64);
+    size_t before = vm->heap.bytes;
+    assert_int_equal(nvm_map_set(vm, m, nvm_int(7), nvm_null()), NVM_OK); /* the 33rd shape */
+    assert_int_equal(vm->heap.nshapes, 33);
+    assert_int_equal(vm->heap.shape_cap, 128);
+    size_t grown = (128 - 64) * sizeof(nvm_shape_edge) + (65 - 33) * sizeof(uint32_t);
+    assert_int_equal(vm->heap.bytes - before, grown);
+    nvm_vm_free(vm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_float),    cmocka_unit_test(test_print_values),
-        cmocka_unit_test(test_map_order),       cmocka_unit_test(test_equality),
-        cmocka_unit_test(test_truthy_cast),     cmocka_unit_test(test_gc_frees_and_keeps),
-        cmocka_unit_test(test_gc_deep_nesting), cmocka_unit_test(test_gc_stress),
-        cmocka_unit_test(test_memory_limit),    cmocka_unit_test(test_fail_alloc_at),
-        cmocka_unit_test(test_bool_arrays),     cmocka_unit_test(test_map_shapes),
+        cmocka_unit_test(test_format_float),
+        cmocka_unit_test(test_print_values),
+        cmocka_unit_test(test_map_order),
+        cmocka_unit_test(test_equality),
+        cmocka_unit_test(test_truthy_cast),
+        cmocka_unit_test(test_gc_frees_and_keeps),
+        cmocka_unit_test(test_gc_deep_nesting),
+        cmocka_unit_test(test_gc_stress),
+        cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_fail_alloc_at),
+        cmocka_unit_test(test_bool_arrays),
+        cmocka_unit_test(test_map_shapes),
         cmocka_unit_test(test_map_shapes_no_memory),
+        cmocka_unit_test(test_map_shapes_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
