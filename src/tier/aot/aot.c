@@ -686,8 +686,8 @@ static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
         nvm_tb_printf(g->b, "    nvm_value *v_ = 0;\n    {\n");
     if (o != UINT32_MAX)
         nvm_tb_printf(g->b,
-                      "    char *en_ = fo%" PRIu32 "; uint32_t ne_ = fn%" PRIu32 ", sh_ = fs%" PRIu32
-                      ";\n    if (U(en_ == 0)) {\n    sh_ = 0xFFFFFFFFu;\n",
+                      "    char *en_ = fo%" PRIu32 "; uint32_t ne_ = fn%" PRIu32
+                      ", sh_ = fs%" PRIu32 ";\n    if (U(en_ == 0)) {\n    sh_ = 0xFFFFFFFFu;\n",
                       o, o, o);
     else
         nvm_tb_printf(g->b, "    char *en_ = 0; uint32_t ne_ = 0, sh_ = 0xFFFFFFFFu;\n    {\n");
@@ -1469,12 +1469,12 @@ static void declare_locals(gen *g)
     for (uint32_t k = 0; k < g->nfc; k++)
         nvm_tb_printf(g->b, "    nvm_value *fc%" PRIu32 " = 0;\n", k);
     for (uint32_t k = 0; k < g->nfo; k++)
-        nvm_tb_printf(g->b,
-                      "    char *fo%" PRIu32 " = 0; uint32_t fn%" PRIu32 " = 0, fs%" PRIu32
-                      " = 0;\n",
-                      k, k, k);
+        nvm_tb_printf(
+            g->b, "    char *fo%" PRIu32 " = 0; uint32_t fn%" PRIu32 " = 0, fs%" PRIu32 " = 0;\n",
+            k, k, k);
     for (uint32_t j = 0; j < g->nks; j++)
-        nvm_tb_printf(g->b, "    uint32_t kS%" PRIu32 " = 0xFFFFFFFEu; size_t kP%" PRIu32 " = 0;\n", j, j);
+        nvm_tb_printf(g->b, "    uint32_t kS%" PRIu32 " = 0xFFFFFFFEu; size_t kP%" PRIu32 " = 0;\n",
+                      j, j);
 }
 
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument

@@ -227,8 +227,8 @@ bool nvm_aot_compiler(char *path, size_t n)
  * statically linked one, whose symbols a loaded object cannot see. -fno-math-errno makes
  * __builtin_sqrt the sqrtsd instruction alone, where it would otherwise call libm's sqrt for a
  * negative operand to set errno (which nothing reads; the value is the same). */
-static const char *const cc_flags[] = {"-fPIC", "-shared", "-w", "-fno-math-errno", "-nostdlib",
-                                       "-Wl,-z,defs"};
+static const char *const cc_flags[] = {"-fPIC",           "-shared",   "-w",
+                                       "-fno-math-errno", "-nostdlib", "-Wl,-z,defs"};
 static const char *const cc_libs[] = {"-lgcc"};
 #define NFLAGS(a) (sizeof(a) / sizeof((a)[0]))
 
