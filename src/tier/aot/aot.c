@@ -136,6 +136,11 @@ static const char *const prelude[] = {
     "#define FV(t, i) ((t) == 3 ? BD(i) : (double)(i))\n"
     "/* the array object o stores values (not bools as bytes) */\n"
     "#define ARRV(o) (*(const uint16_t *)((o) + O_array_kind) == 0)\n"
+    "/* entry p of the map entries en has the string constant a as its key */\n"
+    "#define KEYIS(en, p, a) (((const nvm_value *)((en) + (p) * SZ_mapentry + O_me_key))->type == "
+    "4 "
+    "&& \\\n        ((const nvm_value *)((en) + (p) * SZ_mapentry + O_me_key))->as.h == "
+    "ks_[a].as.h)\n"
     "/* truthiness of a value with payload i and tag t (c: its cell) */\n"
     "static inline int TRUTHY(struct nvm_vm *vm, nvm_value *c, int64_t i, uint32_t t)\n{\n"
     "    if (t == 1)\n        return (int)i != 0;\n    if (t == 2)\n        return i != 0;\n"
@@ -192,6 +197,15 @@ enum { R_G = -1, R_F = NVM_T_FLOAT };
 #define NVM_AOT_FC_MAX 16u /* field pointers cached per C function */
 #define NVM_AOT_FO_MAX 8u  /* maps whose entries are cached per C function */
 #define NVM_AOT_KS_MAX 32u /* field names given a shape and position per C function */
+#define NVM_AOT_GS_MAX 8u  /* slots with a guard per C function */
+#define NVM_AOT_GK_MAX 16u /* field names a slot's guard checks */
+
+/* per block of one version: the facts (gen.held_*) it ends with when it starts with none, those
+ * it kills, and those it starts with (flow_solve) */
+typedef struct flowtab {
+    uint32_t nblk;
+    uint32_t *gen_g, *gen_a, *kill_g, *kill_a, *in_g, *in_a;
+} flowtab;
 
 typedef struct gen {
     nvm_tb *b;
@@ -240,7 +254,33 @@ typedef struct gen {
      * whose entries fo<k> holds (0xFFFFFFFF: not a map). */
     uint32_t nks;
     uint32_t ks_key[NVM_AOT_KS_MAX];
-    bool fc_fixed; /* second pass: the tables are complete */
+    /* Facts about slots, kept in C locals over a region of code, for slots whose value is a map
+     * or an array that field or element accesses use:
+     * - Guard j (slot gs_slot[j]): e<j> is the entries array of the map in the slot when that
+     *   map holds every name gs_key[j][..] at its predicted position (predict_positions), else 0.
+     *   gS<j> is a shape whose maps passed the check: all maps of one shape hold the same names
+     *   in the same places, so the next map of that shape costs one compare.
+     * - Array fact k (slot as_slot[k]): an<k>/ai<k>/ak<k> are the length, items and storage
+     *   kind of the array in the slot; an<k> is 0 when the slot holds no array, so that every
+     *   access takes the cold path.
+     * A fact is set up at a store to its slot and at an access where it is not held, and held
+     * (held_g/held_a bits) until the slot is stored to or a runtime call is made on the main
+     * path (both kill it). A runtime call on a side path that rejoins (a cold path, a gas
+     * refill) sets the held facts up again after the call (fc_drop); an inline ARR_PUSH kills
+     * the other array facts, whose arrays it may have grown. Facts flow between blocks: a block
+     * starts with those every predecessor ends with (flow_solve), so a fact set up before a loop
+     * holds in its body. */
+    const int32_t *kpos;
+    uint32_t ngs, nas;
+    uint32_t gs_slot[NVM_AOT_GS_MAX], gs_nk[NVM_AOT_GS_MAX];
+    uint32_t gs_key[NVM_AOT_GS_MAX][NVM_AOT_GK_MAX];
+    uint32_t as_slot[NVM_AOT_GS_MAX];
+    uint32_t held_g, held_a, kill_g, kill_a;
+    int flow;             /* pass: 0 collects the tables, 1 each block's facts, 2 emits */
+    flowtab ft[3];        /* per version: the speculating one (L), the generic one (G), P */
+    flowtab *fv;          /* the version being emitted */
+    const uint8_t *gsite; /* the speculation sites (entries into the generic version) */
+    bool fc_fixed;        /* second pass: the tables are complete */
 } gen;
 
 typedef struct nm {
@@ -437,8 +477,87 @@ static void set_res(gen *g, uint32_t v, int r)
         g->org[v] = -1;
 }
 
+/* "slot s holds type t", folded with its mask m and representation */
+static nm slot_is(const gen *g, uint32_t s, tmask m, int t)
+{
+    nm n;
+    int r = g->rep[g->W + s];
+    if (m == TM(t) || r == t)
+        snprintf(n.s, sizeof n.s, "1");
+    else if (!(m & TM(t)) || r != R_G)
+        snprintf(n.s, sizeof n.s, "0");
+    else
+        snprintf(n.s, sizeof n.s, "(sT%" PRIu32 " == %d)", s, t);
+    return n;
+}
+
+/* sets up guard j (full: with the check of the names, else only the learned shape) or array
+ * fact j (guard false) from the slot's locals; m: the slot's mask */
+static void fact_setup(gen *g, bool guard, uint32_t j, tmask m, bool full)
+{
+    nvm_tb *b = g->b;
+    uint32_t s = guard ? g->gs_slot[j] : g->as_slot[j];
+    nvm_tb_printf(b, guard ? "    e%" PRIu32 " = 0;\n" : "    an%" PRIu32 " = 0;\n", j);
+    nvm_tb_printf(b,
+                  "    if (%s) {\n    char *o_ = ob%" PRIu32 ";\n"
+                  "    if (U(o_ == 0)) ob%" PRIu32
+                  " = o_ = F(char **, O_heap_objs)[(uint32_t)sI%" PRIu32 "];\n",
+                  slot_is(g, s, m, guard ? NVM_T_MAP : NVM_T_ARRAY).s, s, s, s);
+    if (!guard) {
+        nvm_tb_printf(b,
+                      "    an%" PRIu32 " = *(uint32_t *)(o_ + O_array_len);\n"
+                      "    ai%" PRIu32 " = *(char **)(o_ + O_array_items);\n"
+                      "    ak%" PRIu32 " = *(const uint16_t *)(o_ + O_array_kind);\n    }\n",
+                      j, j, j);
+        return;
+    }
+    nvm_tb_printf(b,
+                  "    char *en_ = *(char **)(o_ + O_map_entries);\n"
+                  "    uint32_t sh_ = *(const uint16_t *)(o_ + O_map_shape);\n"
+                  "    if (L(sh_ == gS%" PRIu32 ")) e%" PRIu32 " = en_;\n",
+                  j, j);
+    if (full) {
+        /* the entry count first: an empty map has no entries array */
+        uint32_t maxp = 0;
+        for (uint32_t k = 0; k < g->gs_nk[j]; k++) {
+            uint32_t p = (uint32_t)g->kpos[g->gs_key[j][k]];
+            maxp = p > maxp ? p : maxp;
+        }
+        nvm_tb_printf(b, "    else if (*(uint32_t *)(o_ + O_map_nentries) > %" PRIu32 "u", maxp);
+        for (uint32_t k = 0; k < g->gs_nk[j]; k++)
+            nvm_tb_printf(b, " && KEYIS(en_, %" PRId32 ", %" PRIu32 ")", g->kpos[g->gs_key[j][k]],
+                          g->gs_key[j][k]);
+        nvm_tb_printf(
+            b, ") {\n    e%" PRIu32 " = en_;\n    if (sh_ < %uu) gS%" PRIu32 " = sh_;\n    }\n", j,
+            NVM_SHAPE_NONE, j);
+    }
+    nvm_tb_printf(b, "    }\n");
+}
+
+/* the facts about slot s (m: its mask) are set up: it has been stored to */
+static void facts_of_slot(gen *g, uint32_t s, tmask m)
+{
+    for (uint32_t j = 0; j < g->ngs; j++)
+        if (g->gs_slot[j] == s) {
+            fact_setup(g, true, j, m, true);
+            g->held_g |= 1u << j;
+        }
+    for (uint32_t j = 0; j < g->nas; j++)
+        if (g->as_slot[j] == s) {
+            fact_setup(g, false, j, m, true);
+            g->held_a |= 1u << j;
+        }
+}
+
+/* a runtime call on the main path: no fact holds after it */
+static void kill_all(gen *g)
+{
+    g->kill_g = g->kill_a = UINT32_MAX;
+    g->held_g = g->held_a = 0;
+}
+
 /* after a runtime call (all < 0) or a store to slot `all`: the cached field pointers and
- * entries concerned are looked up again */
+ * entries concerned are looked up again; after a call, the facts held are set up again */
 static void fc_drop_slot(gen *g, int32_t all)
 {
     for (uint32_t k = 0; k < g->nfc; k++)
@@ -447,6 +566,22 @@ static void fc_drop_slot(gen *g, int32_t all)
     for (uint32_t k = 0; k < g->nfo; k++)
         if (all < 0 || g->fo_slot[k] == (uint32_t)all)
             nvm_tb_printf(g->b, "    fo%" PRIu32 " = 0;\n", k);
+    for (uint32_t j = 0; j < g->ngs; j++) {
+        if (all < 0 && (g->held_g >> j & 1u))
+            fact_setup(g, true, j, g->sl[g->gs_slot[j]], false);
+        else if (all >= 0 && g->gs_slot[j] == (uint32_t)all) {
+            g->held_g &= ~(1u << j);
+            g->kill_g |= 1u << j;
+        }
+    }
+    for (uint32_t j = 0; j < g->nas; j++) {
+        if (all < 0 && (g->held_a >> j & 1u))
+            fact_setup(g, false, j, g->sl[g->as_slot[j]], true);
+        else if (all >= 0 && g->as_slot[j] == (uint32_t)all) {
+            g->held_a &= ~(1u << j);
+            g->kill_a |= 1u << j;
+        }
+    }
 }
 static void fc_drop(gen *g)
 {
@@ -614,21 +749,22 @@ static void copy_var(gen *g, uint32_t w, uint32_t v)
             if (g->org[q] == sl)
                 g->org[q] = -1;
         fc_drop_slot(g, sl);
+        facts_of_slot(g, (uint32_t)sl, g->post[w]);
     }
 }
 
 /* after `if (ARRV(o_)) {...}`: else, when the value at position v is a bool, store it as the
- * byte at index k of the bool array o_ and set ok_ */
-static void bool_elem_store(gen *g, uint32_t v, const char *k)
+ * byte at index k of the bool array whose items are `items` and set ok_ */
+static void bool_elem_store(gen *g, uint32_t v, const char *k, const char *items)
 {
     nm t = is(g, v, NVM_T_BOOL);
     if (strcmp(t.s, "0") == 0)
         return;
     nvm_tb_printf(g->b,
                   "    else if (%s) {\n"
-                  "    (*(uint8_t **)(o_ + O_array_items))[%s] = (uint8_t)((int)%s != 0);\n"
+                  "    ((uint8_t *)(%s))[%s] = (uint8_t)((int)%s != 0);\n"
                   "    ok_ = 1;\n    }\n",
-                  t.s, k, xi(g, v).s);
+                  t.s, items, k, xi(g, v).s);
 }
 
 /* the object of the handle at position q. When the handle came from slot s, ob<s> keeps the
@@ -726,6 +862,185 @@ static void field_ptr(gen *g, uint32_t i, uint32_t q, uint32_t a)
     if (k != UINT32_MAX)
         nvm_tb_printf(g->b, "    fc%" PRIu32 " = v_;\n", k);
     nvm_tb_printf(g->b, "    }\n");
+}
+
+/* ---- predicted field positions ----
+ * map.c appends a new key after the others, so a map made by NEW_OBJ and then given fields by
+ * SET_FIELD holds the n-th new name at position n, in every map made there. Straight-line code
+ * after each NEW_OBJ is followed while the new map is on the operand stack or in a slot; a name
+ * is predicted at the position most of these sites give it (kpos[string index], -1: none).
+ * Generated code checks a prediction on the map at hand before relying on it (slot guards). */
+#define NVM_AOT_BUILD_KEYS 64u
+static void predict_positions(const nvm_module *m, int32_t *kpos, uint32_t *votes, bool *fresh,
+                              bool *target)
+{
+    for (uint32_t a = 0; a < m->nstrs; a++) {
+        kpos[a] = -1;
+        votes[a] = 0;
+    }
+    for (uint32_t fi = 0; fi < m->nfuncs; fi++) {
+        const nvm_func *fn = &m->funcs[fi];
+        uint32_t W = fn->max_height + 1, S = fn->nslots;
+        memset(target, 0, fn->ninsn + 1);
+        for (uint32_t i = 0; i < fn->ninsn; i++)
+            if (nvm_op_is_branch(fn->code[i].op) || fn->code[i].op == NVM_OP_ENTER_TRY)
+                target[fn->code[i].a] = true;
+        for (uint32_t i = 0; i < fn->ninsn; i++) {
+            if (fn->code[i].op != NVM_OP_NEW_OBJ || fn->heights[i] == INT32_MIN)
+                continue;
+            /* fresh[0..W): stack positions holding the new map, fresh[W..W+S): slots */
+            memset(fresh, 0, W + S);
+            fresh[fn->heights[i] + fn->consumed] = true;
+            uint32_t keys[NVM_AOT_BUILD_KEYS], n = 0;
+            for (uint32_t j = i + 1; j < fn->ninsn && !target[j] && fn->heights[j] != INT32_MIN &&
+                                     fn->heights[j + 1] != INT32_MIN;
+                 j++) {
+                const nvm_insn *in = &fn->code[j];
+                uint32_t H = (uint32_t)(fn->heights[j] + (int32_t)fn->consumed);
+                uint32_t H2 = (uint32_t)(fn->heights[j + 1] + (int32_t)fn->consumed);
+                bool keep = false, any = false;
+                if (in->op == NVM_OP_SET_FIELD && H >= 2 && fresh[H - 2]) {
+                    bool known = false;
+                    for (uint32_t k = 0; k < n; k++)
+                        known |= keys[k] == in->a;
+                    if (!known && n < NVM_AOT_BUILD_KEYS) {
+                        uint32_t a = in->a;
+                        keys[n] = a;
+                        if (votes[a] == 0)
+                            kpos[a] = (int32_t)n;
+                        votes[a] += kpos[a] == (int32_t)n ? 1 : (uint32_t)-1;
+                        n++;
+                    }
+                    keep = true;
+                } else if (in->op == NVM_OP_STORE && H >= 1) {
+                    fresh[W + in->a] = fresh[H - 1];
+                } else if (in->op == NVM_OP_LOAD) {
+                    keep = fresh[W + in->a];
+                } else if (in->op == NVM_OP_DUP && H >= 1) {
+                    keep = fresh[H - 1];
+                }
+                /* the results: positions from the lowest one written up */
+                int pu = in->op == NVM_OP_CALL ? (int)m->funcs[in->a].returns
+                                               : nvm_opinfo_table[in->op].pushes;
+                uint32_t lo = pu < 0 || (uint32_t)pu > H2 ? 0 : H2 - (uint32_t)pu;
+                lo = in->op == NVM_OP_DUP ? H : lo < H ? lo : H;
+                /* the map given to anything but SET_FIELD, STORE or POP may gain names there
+                 * (MAP_SET, a call); a call given other values may run on */
+                bool given = false;
+                for (uint32_t q = lo; q < H; q++)
+                    given |= fresh[q];
+                if ((nvm_op_ends_block(in->op) && in->op != NVM_OP_CALL) ||
+                    (given && in->op != NVM_OP_SET_FIELD && in->op != NVM_OP_STORE &&
+                     in->op != NVM_OP_POP && in->op != NVM_OP_DUP))
+                    break;
+                for (uint32_t q = lo; q < W; q++)
+                    fresh[q] = false;
+                if (keep && H2 >= 1)
+                    fresh[H2 - 1] = true;
+                for (uint32_t q = 0; q < W + S; q++)
+                    any |= fresh[q];
+                if (!any)
+                    break;
+            }
+        }
+    }
+    for (uint32_t a = 0; a < m->nstrs; a++)
+        if (votes[a] == 0)
+            kpos[a] = -1; /* no position most sites agree on */
+}
+
+/* the slot guard j that covers a field access to name a of the map at position q, or
+ * UINT32_MAX (the first pass enters the slot and name) */
+static uint32_t slot_guard(gen *g, uint32_t q, uint32_t a)
+{
+    int32_t sl = g->org[q];
+    if (sl < 0 || g->kpos == NULL || g->kpos[a] < 0)
+        return UINT32_MAX;
+    uint32_t j = 0;
+    while (j < g->ngs && g->gs_slot[j] != (uint32_t)sl)
+        j++;
+    if (j == g->ngs) {
+        if (g->fc_fixed || j == NVM_AOT_GS_MAX)
+            return UINT32_MAX;
+        g->gs_slot[g->ngs++] = (uint32_t)sl;
+        g->gs_nk[j] = 0;
+    }
+    for (uint32_t k = 0; k < g->gs_nk[j]; k++)
+        if (g->gs_key[j][k] == a)
+            return j;
+    if (g->fc_fixed || g->gs_nk[j] == NVM_AOT_GK_MAX)
+        return UINT32_MAX;
+    g->gs_key[j][g->gs_nk[j]++] = a;
+    return j;
+}
+
+/* v_ = the value of field a of the map at position q, or 0 (the cold path), through guard j:
+ * at the predicted position when the guard passed, else through the instruction's inline
+ * cache. The guard runs first when it has not on this path. */
+static void guarded_field(gen *g, uint32_t i, uint32_t q, uint32_t a, uint32_t j)
+{
+    nvm_tb *b = g->b;
+    nm map = is(g, q, NVM_T_MAP);
+    if (!(g->held_g >> j & 1u)) {
+        fact_setup(g, true, j, g->sl[g->gs_slot[j]], true);
+        g->held_g |= 1u << j;
+    }
+    nvm_tb_printf(b,
+                  "    nvm_value *v_ = 0;\n"
+                  "    if (L(e%" PRIu32 " != 0))\n"
+                  "    v_ = (nvm_value *)(e%" PRIu32 " + %" PRId32 " * SZ_mapentry + O_me_value);\n"
+                  "    else if (%s) {\n",
+                  j, j, g->kpos[a], map.s);
+    obj(g, q);
+    nvm_tb_printf(
+        b,
+        "    uint32_t pos_ = *(const uint32_t *)(pc_ + %" PRIu32 "u * SZ_insn + O_insn_k);\n"
+        "    char *en_ = *(char **)(o_ + O_map_entries);\n"
+        "    if (L(pos_ < *(uint32_t *)(o_ + O_map_nentries) && KEYIS(en_, pos_, %" PRIu32 ")))\n"
+        "    v_ = (nvm_value *)(en_ + (size_t)pos_ * SZ_mapentry + O_me_value);\n    }\n",
+        i, a);
+}
+
+/* the array fact k about the slot the array at position q came from, held from here on (set
+ * up when it was not), or -1 */
+static int arr_fact(gen *g, uint32_t q)
+{
+    int32_t sl = g->org[q];
+    if (sl < 0)
+        return -1;
+    uint32_t k = 0;
+    while (k < g->nas && g->as_slot[k] != (uint32_t)sl)
+        k++;
+    if (k == g->nas) {
+        if (g->fc_fixed || k == NVM_AOT_GS_MAX)
+            return -1;
+        g->as_slot[g->nas++] = (uint32_t)sl;
+    }
+    if (!(g->held_a >> k & 1u)) {
+        fact_setup(g, false, k, g->sl[sl], true);
+        g->held_a |= 1u << k;
+    }
+    return (int)k;
+}
+
+/* the C expressions of an array access: with fact k, its locals (the array check is the
+ * length: 0 for anything else); without, the object o_ (set up by obj after the check) */
+typedef struct arrx {
+    nm len, items, vals;
+} arrx;
+static arrx arr_exprs(int k)
+{
+    arrx x;
+    if (k >= 0) {
+        snprintf(x.len.s, sizeof x.len.s, "an%d", k);
+        snprintf(x.items.s, sizeof x.items.s, "ai%d", k);
+        snprintf(x.vals.s, sizeof x.vals.s, "(ak%d == 0)", k);
+    } else {
+        snprintf(x.len.s, sizeof x.len.s, "(uint64_t)*(uint32_t *)(o_ + O_array_len)");
+        snprintf(x.items.s, sizeof x.items.s, "*(char **)(o_ + O_array_items)");
+        snprintf(x.vals.s, sizeof x.vals.s, "ARRV(o_)");
+    }
+    return x;
 }
 
 /* ---- frameless calls ----
@@ -996,7 +1311,14 @@ static void emit_version(gen *g)
             if (v < W)
                 g->org[v] = -1;
         }
+        /* the facts the block starts with (flow_solve; none while they are being found) */
+        g->held_g = g->flow == 2 && g->fv != NULL ? g->fv->in_g[bi] : 0;
+        g->held_a = g->flow == 2 && g->fv != NULL ? g->fv->in_a[bi] : 0;
+        g->kill_g = g->kill_a = 0;
         nvm_tb_printf(b, "%c%" PRIu32 ":\n", g->pre, s);
+        if (g->held_g != 0 || g->held_a != 0)
+            nvm_tb_printf(b, "    /* held: guards %#" PRIx32 ", arrays %#" PRIx32 " */\n",
+                          g->held_g, g->held_a);
         if (!g->metered) {
             /* no gas code */
         } else if (g->pure) {
@@ -1173,17 +1495,20 @@ static void emit_version(gen *g)
                 if (g->spec != NULL && g->spec[i] == 2) {
                     /* an int element, else the generic version redoes the instruction */
                     uint32_t qa = H - 2, qx = H - 1;
+                    int k = arr_fact(g, qa);
+                    arrx x = arr_exprs(k);
                     nvm_tb_printf(b, "    { nvm_value *it_ = 0;\n    if (%s && %s) {\n",
-                                  is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
-                    obj(g, qa);
+                                  k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
+                    if (k < 0)
+                        obj(g, qa);
                     nvm_tb_printf(b,
-                                  "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                                  "    uint64_t n_ = %s;\n"
                                   "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
-                                  "    if (L((uint64_t)k_ < n_ && ARRV(o_))) {\n"
-                                  "    it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n"
+                                  "    if (L((uint64_t)k_ < n_ && %s)) {\n"
+                                  "    it_ = (nvm_value *)(%s) + k_;\n"
                                   "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
                                   "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
-                                  xi(g, qx).s, e - i + g->blk_extra);
+                                  x.len.s, xi(g, qx).s, x.vals.s, x.items.s, e - i + g->blk_extra);
                     jump_to(g, 'G', g->gf, i);
                     nvm_tb_printf(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
                     set_res(g, qa, NVM_T_INT);
@@ -1194,16 +1519,19 @@ static void emit_version(gen *g)
                 bool set = in->op == NVM_OP_ARR_SET;
                 uint32_t qa = set ? H - 3 : H - 2, qx = qa + 1;
                 int r = rep_of(g->post[qa]);
+                int k = arr_fact(g, qa);
+                arrx x = arr_exprs(k);
                 nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n",
-                              is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
-                obj(g, qa);
+                              k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
+                if (k < 0)
+                    obj(g, qa);
                 nvm_tb_printf(b,
-                              "    uint64_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                              "    uint64_t n_ = %s;\n"
                               "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
                               "    if (L((uint64_t)k_ < n_)) {\n"
-                              "    if (ARRV(o_)) {\n"
-                              "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + k_;\n",
-                              xi(g, qx).s);
+                              "    if (%s) {\n"
+                              "    nvm_value *it_ = (nvm_value *)(%s) + k_;\n",
+                              x.len.s, xi(g, qx).s, x.vals.s, x.items.s);
                 if (set) {
                     store_val(g, H - 1, "(*it_)");
                 } else {
@@ -1211,11 +1539,13 @@ static void emit_version(gen *g)
                 }
                 nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 /* a bool array (heap.h): a bool is a byte; anything else takes the cold path */
-                if (set)
-                    bool_elem_store(g, H - 1, "k_");
-                else if (r == R_G || r == NVM_T_BOOL) {
+                if (set) {
+                    bool_elem_store(g, H - 1, "k_", x.items.s);
+                } else if (r == R_G || r == NVM_T_BOOL) {
+                    char ex[160];
+                    snprintf(ex, sizeof ex, "((const uint8_t *)(%s))[k_]", x.items.s);
                     nvm_tb_printf(b, "    else {\n");
-                    assign(g, qa, r, NVM_T_BOOL, "(*(uint8_t **)(o_ + O_array_items))[k_]");
+                    assign(g, qa, r, NVM_T_BOOL, ex);
                     nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 }
                 nvm_tb_printf(b, "    }\n    }\n");
@@ -1224,23 +1554,33 @@ static void emit_version(gen *g)
                     set_res(g, qa, r);
                 break;
             }
-            case NVM_OP_ARR_PUSH:
+            case NVM_OP_ARR_PUSH: {
+                /* with fact k: its length is the array's (an inline push kills the other array
+                 * facts, which may name the same array) */
+                int k = arr_fact(g, H - 2);
+                arrx x = arr_exprs(k);
                 nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s) {\n",
                               is(g, H - 2, NVM_T_ARRAY).s);
                 obj(g, H - 2);
                 nvm_tb_printf(b,
-                              "    uint32_t n_ = *(uint32_t *)(o_ + O_array_len);\n"
+                              "    uint32_t n_ = (uint32_t)%s;\n"
                               "    if (L(n_ < *(uint32_t *)(o_ + O_array_cap))) {\n"
-                              "    if (ARRV(o_)) {\n"
-                              "    nvm_value *it_ = *(nvm_value **)(o_ + O_array_items) + n_;\n");
+                              "    if (%s) {\n"
+                              "    nvm_value *it_ = (nvm_value *)(%s) + n_;\n",
+                              x.len.s, x.vals.s, x.items.s);
                 store_val(g, H - 1, "(*it_)");
                 nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
-                bool_elem_store(g, H - 1, "n_");
+                bool_elem_store(g, H - 1, "n_", x.items.s);
                 nvm_tb_printf(b,
-                              "    if (L(ok_)) *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n    }\n"
-                              "    }\n");
+                              "    if (L(ok_)) {\n    *(uint32_t *)(o_ + O_array_len) = n_ + 1;\n");
+                if (k >= 0)
+                    nvm_tb_printf(b, "    an%d = n_ + 1;\n", k);
+                nvm_tb_printf(b, "    }\n    }\n    }\n");
+                g->kill_a = UINT32_MAX;
+                g->held_a &= k >= 0 ? 1u << k : 0u;
                 slow_reload(g, i, -1, 0);
                 break;
+            }
             case NVM_OP_ARR_LEN:
             case NVM_OP_LEN:
                 nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s) {\n",
@@ -1252,8 +1592,12 @@ static void emit_version(gen *g)
                 set_res(g, H - 1, NVM_T_INT);
                 break;
             case NVM_OP_GET_FIELD: {
+                uint32_t j = slot_guard(g, H - 1, in->a);
                 nvm_tb_printf(b, "    { int ok_ = 0;\n");
-                field_ptr(g, i, H - 1, in->a);
+                if (j != UINT32_MAX)
+                    guarded_field(g, i, H - 1, in->a, j);
+                else
+                    field_ptr(g, i, H - 1, in->a);
                 nvm_tb_printf(b, "    if (L(v_ != 0)) {\n");
                 load_val(g, H - 1, "(*v_)", R_G);
                 nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
@@ -1261,14 +1605,19 @@ static void emit_version(gen *g)
                 set_res(g, H - 1, R_G);
                 break;
             }
-            case NVM_OP_SET_FIELD:
+            case NVM_OP_SET_FIELD: {
+                uint32_t j = slot_guard(g, H - 2, in->a);
                 nvm_tb_printf(b, "    { int ok_ = 0;\n");
-                field_ptr(g, i, H - 2, in->a);
+                if (j != UINT32_MAX)
+                    guarded_field(g, i, H - 2, in->a, j);
+                else
+                    field_ptr(g, i, H - 2, in->a);
                 nvm_tb_printf(b, "    if (L(v_ != 0)) {\n");
                 store_val(g, H - 1, "(*v_)");
                 nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
                 slow_reload(g, i, -1, 0);
                 break;
+            }
             case NVM_OP_MATH_SQRT: {
                 char ex[300];
                 nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s) {\n", isnum(g, H - 1).s);
@@ -1392,6 +1741,7 @@ static void emit_version(gen *g)
                         set_res(g, q, R_G);
                     break;
                 }
+                kill_all(g);
                 step(g, i, H);
                 mark_clean(g);
                 for (uint32_t q = lo; q < pH; q++) {
@@ -1411,6 +1761,12 @@ static void emit_version(gen *g)
                 nvm_xfer(m, fn, i, g->stk, &g->H, g->sl);
             }
         }
+        if (g->flow == 1 && g->fv != NULL) {
+            g->fv->gen_g[bi] = g->held_g;
+            g->fv->gen_a[bi] = g->held_a;
+            g->fv->kill_g[bi] = g->kill_g;
+            g->fv->kill_a[bi] = g->kill_a;
+        }
         uint8_t last = fn->code[e - 1].op;
         if (last == NVM_OP_CALL && e < fn->ninsn && g->callpaid != NULL &&
             g->callpaid[f->blk_of[e]])
@@ -1426,6 +1782,78 @@ static void emit_version(gen *g)
     free(cost);
 }
 
+/* The facts each block of a version starts with: those every predecessor ends with (a block's
+ * end: (start minus kills) plus what it sets up), none at the entry, a handler, an entry from the
+ * speculating version (gsite) or a block nothing reaches. Greatest fixed point from "all". */
+static bool flow_solve(const gen *g, flowtab *t, const nvm_fninfo *f, bool generic)
+{
+    const nvm_func *fn = g->fn;
+    uint32_t nb = f->nblk;
+    bool *none = calloc(nb + 1, 1), *reached = calloc(nb + 1, 1);
+    if (none == NULL || reached == NULL) {
+        free(none);
+        free(reached);
+        return false;
+    }
+    for (uint32_t bi = 0; bi < nb; bi++) {
+        uint32_t s = f->bstart[bi], e = f->bend[bi];
+        const nvm_insn *in = &fn->code[e - 1];
+        none[bi] |= s == 0 || !f->seen[bi] || (generic && g->gsite != NULL && g->gsite[s]);
+        for (uint32_t i = s; i < e; i++)
+            if (fn->code[i].op == NVM_OP_ENTER_TRY && f->blk_of[fn->code[i].a] != UINT32_MAX)
+                none[f->blk_of[fn->code[i].a]] = true;
+        if (nvm_op_is_branch(in->op) && f->blk_of[in->a] != UINT32_MAX)
+            reached[f->blk_of[in->a]] = true;
+        if (!(in->op == NVM_OP_JMP || in->op == NVM_OP_RET || in->op == NVM_OP_HALT ||
+              in->op == NVM_OP_THROW) &&
+            e < fn->ninsn && f->blk_of[e] != UINT32_MAX)
+            reached[f->blk_of[e]] = true;
+    }
+    for (uint32_t bi = 0; bi < nb; bi++) {
+        none[bi] |= !reached[bi];
+        t->in_g[bi] = none[bi] ? 0 : UINT32_MAX;
+        t->in_a[bi] = none[bi] ? 0 : UINT32_MAX;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t bi = 0; bi < nb; bi++) {
+            uint32_t e = f->bend[bi];
+            const nvm_insn *in = &fn->code[e - 1];
+            uint32_t og = (t->in_g[bi] & ~t->kill_g[bi]) | t->gen_g[bi];
+            uint32_t oa = (t->in_a[bi] & ~t->kill_a[bi]) | t->gen_a[bi];
+            uint32_t succ[2], ns = 0;
+            if (nvm_op_is_branch(in->op) && f->blk_of[in->a] != UINT32_MAX)
+                succ[ns++] = f->blk_of[in->a];
+            if (!(in->op == NVM_OP_JMP || in->op == NVM_OP_RET || in->op == NVM_OP_HALT ||
+                  in->op == NVM_OP_THROW) &&
+                e < fn->ninsn && f->blk_of[e] != UINT32_MAX)
+                succ[ns++] = f->blk_of[e];
+            for (uint32_t k = 0; k < ns; k++) {
+                uint32_t ng = t->in_g[succ[k]] & og, na = t->in_a[succ[k]] & oa;
+                if (ng != t->in_g[succ[k]] || na != t->in_a[succ[k]]) {
+                    t->in_g[succ[k]] = ng;
+                    t->in_a[succ[k]] = na;
+                    changed = true;
+                }
+            }
+        }
+    }
+    free(none);
+    free(reached);
+    return true;
+}
+
+static void flowtab_free(flowtab *t)
+{
+    free(t->gen_g);
+    free(t->gen_a);
+    free(t->kill_g);
+    free(t->kill_a);
+    free(t->in_g);
+    free(t->in_a);
+    memset(t, 0, sizeof *t);
+}
+
 /* emits one version: labels pre<i>, analysis f, speculation sites spec, generic version gf */
 static void emit_as(gen *g, char pre, const nvm_fninfo *f, const uint8_t *spec,
                     const nvm_fninfo *gf)
@@ -1434,17 +1862,42 @@ static void emit_as(gen *g, char pre, const nvm_fninfo *f, const uint8_t *spec,
     g->f = f;
     g->spec = spec;
     g->gf = gf;
+    flowtab *t = &g->ft[pre == 'L' ? 0 : pre == 'G' ? 1 : 2];
+    g->fv = t;
+    if (g->flow == 1) {
+        flowtab_free(t);
+        size_t n = (size_t)f->nblk + 1;
+        t->nblk = f->nblk;
+        t->gen_g = calloc(n, sizeof *t->gen_g);
+        t->gen_a = calloc(n, sizeof *t->gen_a);
+        t->kill_g = calloc(n, sizeof *t->kill_g);
+        t->kill_a = calloc(n, sizeof *t->kill_a);
+        t->in_g = calloc(n, sizeof *t->in_g);
+        t->in_a = calloc(n, sizeof *t->in_a);
+        if (t->gen_g == NULL || t->gen_a == NULL || t->kill_g == NULL || t->kill_a == NULL ||
+            t->in_g == NULL || t->in_a == NULL) {
+            flowtab_free(t);
+            g->fv = NULL;
+        }
+    } else if (g->flow == 2 && t->nblk != f->nblk) {
+        g->fv = NULL; /* not solved: every block starts with no fact */
+    }
     emit_version(g);
+    if (g->flow == 1 && g->fv != NULL && !flow_solve(g, t, f, pre == 'G'))
+        flowtab_free(t);
+    g->fv = NULL;
 }
 
-/* pass 0 of a C function: output into `first` (discarded), the field cache tables collected;
- * pass 1: output into `out` with the tables complete */
+/* pass 0 of a C function: output into `first` (discarded), the field cache and fact tables
+ * collected; pass 1: output discarded, each block's facts found (flow_solve); pass 2: output into
+ * `out` */
 static void fc_pass(gen *g, int pass, nvm_tb *first, nvm_tb *out)
 {
-    g->b = pass == 0 ? first : out;
-    g->fc_fixed = pass == 1;
+    g->b = pass < 2 ? first : out;
+    g->fc_fixed = pass >= 1;
+    g->flow = pass;
     if (pass == 0)
-        g->nfc = g->nfo = g->nks = 0;
+        g->nfc = g->nfo = g->nks = g->ngs = g->nas = 0;
 }
 
 /* the C locals of every stack position and slot (slots start unwritten: tag 7); pc_ and ks_:
@@ -1475,6 +1928,14 @@ static void declare_locals(gen *g)
     for (uint32_t j = 0; j < g->nks; j++)
         nvm_tb_printf(g->b, "    uint32_t kS%" PRIu32 " = 0xFFFFFFFEu; size_t kP%" PRIu32 " = 0;\n",
                       j, j);
+    for (uint32_t j = 0; j < g->ngs; j++)
+        nvm_tb_printf(g->b, "    char *e%" PRIu32 " = 0; uint32_t gS%" PRIu32 " = 0xFFFFFFFEu;\n",
+                      j, j);
+    for (uint32_t j = 0; j < g->nas; j++)
+        nvm_tb_printf(g->b,
+                      "    uint64_t an%" PRIu32 " = 0; char *ai%" PRIu32 " = 0; uint32_t ak%" PRIu32
+                      " = 0;\n",
+                      j, j, j);
 }
 
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument
@@ -1694,6 +2155,23 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
     for (uint32_t f = 0; f < m->nfuncs; f++)
         nvm_tb_printf(&b, "static int f%" PRIu32 "(struct nvm_vm *, nvm_value *, nvm_value *);\n",
                       f);
+    /* predicted field positions (predict_positions) */
+    size_t wmax = 1, nmax = 1;
+    for (uint32_t f = 0; f < m->nfuncs; f++) {
+        size_t w = (size_t)m->funcs[f].max_height + 1 + m->funcs[f].nslots;
+        wmax = w > wmax ? w : wmax;
+        nmax = m->funcs[f].ninsn + 1u > nmax ? m->funcs[f].ninsn + 1u : nmax;
+    }
+    int32_t *kpos = malloc((m->nstrs + 1) * sizeof *kpos);
+    uint32_t *kvotes = malloc((m->nstrs + 1) * sizeof *kvotes);
+    bool *kfresh = malloc(wmax), *ktarget = malloc(nmax);
+    if (kpos == NULL || kvotes == NULL || kfresh == NULL || ktarget == NULL)
+        b.oom = true;
+    else
+        predict_positions(m, kpos, kvotes, kfresh, ktarget);
+    free(kvotes);
+    free(kfresh);
+    free(ktarget);
     uint8_t *pok = calloc(m->nfuncs + 1, 1);
     tmask **pspec = calloc(m->nfuncs + 1, sizeof *pspec);
     int8_t *prt = malloc(m->nfuncs + 1);
@@ -1789,27 +2267,33 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         g.psmax = psmax;
         g.plmax = plmax;
         g.pentry = pentry;
+        g.kpos = kpos;
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
             g.org == NULL || site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
         else if (!ok)
             emit_fn(&g, NULL, NULL, NULL, NULL);
         /* each C function twice: the first pass collects the field cache (gen.fc_slot) */
-        for (int pass = 0; ok && !b.oom && pass < 2; pass++) {
+        g.gsite = spec ? site : NULL;
+        for (int pass = 0; ok && !b.oom && pass < 3; pass++) {
             nvm_tb first = {0};
             fc_pass(&g, pass, &first, &b);
             if (spec)
                 emit_fn(&g, &fs, &fg, site, argspec);
             else
                 emit_fn(&g, NULL, &fi, NULL, NULL);
+            b.oom |= first.oom;
             nvm_tb_free(&first);
         }
-        for (int pass = 0; !b.oom && pok[f] && pass < 2; pass++) {
+        for (int pass = 0; !b.oom && pok[f] && pass < 3; pass++) {
             nvm_tb first = {0};
             fc_pass(&g, pass, &first, &b);
             emit_pure(&g, &pinfo[f]);
+            b.oom |= first.oom;
             nvm_tb_free(&first);
         }
+        for (int k = 0; k < 3; k++)
+            flowtab_free(&g.ft[k]);
         g.b = &b;
         free(g.stk);
         free(g.sl);
@@ -1838,6 +2322,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
     free(pentry);
     free(pok);
     free(prt);
+    free(kpos);
     nvm_tb_printf(&b, "\nstatic const nvm_aot_fn fns[%" PRIu32 "] = {", m->nfuncs + 1);
     for (uint32_t f = 0; f < m->nfuncs; f++)
         nvm_tb_printf(&b, "%sf%" PRIu32 ",", f % 8 == 0 ? "\n    " : " ", f);
