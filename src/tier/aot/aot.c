@@ -1598,6 +1598,19 @@ static void emit_version(gen *g)
                     guarded_field(g, i, H - 1, in->a, j);
                 else
                     field_ptr(g, i, H - 1, in->a);
+                if (g->spec != NULL && g->spec[i] == 3) {
+                    /* a float (nvm_spec_fields), else the generic version redoes it */
+                    nvm_tb_printf(b,
+                                  "    (void)ok_;\n    if (U(v_ == 0 || v_->type != 3)) {\n"
+                                  "    gas += %" PRIu32 ";\n",
+                                  e - i + g->blk_extra);
+                    jump_to(g, 'G', g->gf, i);
+                    nvm_tb_printf(b, "    }\n");
+                    assign(g, H - 1, R_F, NVM_T_FLOAT, "v_->as.f");
+                    nvm_tb_printf(b, "    }\n");
+                    set_res(g, H - 1, R_F);
+                    break;
+                }
                 nvm_tb_printf(b, "    if (L(v_ != 0)) {\n");
                 load_val(g, H - 1, "(*v_)", R_G);
                 nvm_tb_printf(b, "    ok_ = 1;\n    }\n");
@@ -2237,6 +2250,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         bool spec = false;
         if (ok && site != NULL && scratch != NULL && argspec != NULL) {
             spec = nvm_spec_sites(m, fn, &fi, site, scratch);
+            spec |= spec && nvm_spec_fields(m, fn, &fi, site, scratch);
             spec |= nvm_spec_args(fn, argspec);
             if (spec && (!nvm_analyse(m, fn, &fs, NULL, site, argspec) ||
                          !nvm_analyse(m, fn, &fg, site, NULL, NULL))) {

@@ -404,6 +404,43 @@ bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f
     return any;
 }
 
+bool nvm_spec_fields(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f, uint8_t *site,
+                     tmask *cur)
+{
+    uint32_t W = fn->max_height + 1, S = fn->nslots;
+    uint32_t *prod = malloc(sizeof(uint32_t) * (W + 1));
+    bool any = false;
+    if (prod == NULL)
+        return false;
+    for (uint32_t bi = 0; bi < f->nblk; bi++) {
+        memcpy(cur, f->state + (size_t)bi * (W + S), W + S);
+        uint32_t H = (uint32_t)(fn->heights[f->bstart[bi]] + (int32_t)fn->consumed);
+        /* prod[q]: the GET_FIELD whose value position q holds, UINT32_MAX: none */
+        for (uint32_t q = 0; q < W; q++)
+            prod[q] = UINT32_MAX;
+        for (uint32_t i = f->bstart[bi]; i < f->bend[bi]; i++) {
+            uint8_t op = fn->code[i].op;
+            if (site[i] == 1 && H >= 2)
+                for (uint32_t q = H - 2; q < H; q++)
+                    if (prod[q] != UINT32_MAX) {
+                        site[prod[q]] = 3;
+                        any = true;
+                    }
+            uint32_t H0 = H;
+            nvm_xfer(m, fn, i, cur, &H, cur + W);
+            int pu = nvm_opinfo_table[op].pushes;
+            uint32_t lo = pu < 0 || (uint32_t)pu > H ? 0 : H - (uint32_t)pu;
+            lo = lo < H0 ? lo : H0;
+            for (uint32_t q = lo; q < W; q++)
+                prod[q] = UINT32_MAX;
+            if (op == NVM_OP_GET_FIELD && H >= 1)
+                prod[H - 1] = i;
+        }
+    }
+    free(prod);
+    return any;
+}
+
 static bool binary_num_op(uint8_t op)
 {
     return (op >= NVM_OP_ADD && op <= NVM_OP_MOD) || (op >= NVM_OP_EQ && op <= NVM_OP_GE);

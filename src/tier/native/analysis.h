@@ -60,6 +60,12 @@ void nvm_fninfo_free(nvm_fninfo *f);
 bool nvm_spec_sites(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f, uint8_t *site,
                     tmask *scratch);
 
+/* Field speculation (the AOT tier): a GET_FIELD whose value is an operand of a site-1
+ * arithmetic instruction of the same block is assumed to read a float (site 3). Call after
+ * nvm_spec_sites; returns whether any. */
+bool nvm_spec_fields(const nvm_module *m, const nvm_func *fn, const nvm_fninfo *f, uint8_t *site,
+                     tmask *scratch);
+
 /* Argument speculation: the type each argument (stack position from the lowest) is assumed to
  * have on entry (0: none), from how the slots it is stored into are used next to constants. */
 bool nvm_spec_args(const nvm_func *fn, tmask *argspec);
