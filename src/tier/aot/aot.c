@@ -280,6 +280,8 @@ typedef struct gen {
     flowtab ft[3];        /* per version: the speculating one (L), the generic one (G), P */
     flowtab *fv;          /* the version being emitted */
     const uint8_t *gsite; /* the speculation sites (entries into the generic version) */
+    const uint64_t *live; /* slot liveness (slot_liveness), NULL: all live */
+    uint32_t flush_at;    /* the instruction of the last flush (slot_live) */
     bool fc_fixed;        /* second pass: the tables are complete */
 } gen;
 
@@ -357,17 +359,75 @@ static void load_val(gen *g, uint32_t v, const char *src, int r)
 }
 
 /* writes every value the cells do not hold yet (no state change: may be in a branch) */
-static void flush(gen *g)
+/* whether slot s may be read before it is written from instruction `at` on (live), where the
+ * runtime is about to run instruction `at` or resume the frame there */
+static bool slot_live(const gen *g, uint32_t at, uint32_t s)
 {
+    if (g->live == NULL || at == UINT32_MAX)
+        return true;
+    size_t bit = (size_t)at * g->S + s;
+    return (g->live[bit / 64] >> (bit % 64)) & 1u;
+}
+
+/* writes every value the cells do not hold yet and the runtime may read: the operand stack and
+ * the slots live at instruction `at` (no state change: may be in a branch). A slot written
+ * before it is read again needs no cell: the interpreter resuming there writes it first, and the
+ * generated code does not read it either (its facts are not set up again after the call). */
+static void flush(gen *g, uint32_t at)
+{
+    g->flush_at = at;
     for (uint32_t v = 0; v < g->W + g->S; v++)
-        if ((v < g->H || v >= g->W) && g->dirty[v])
+        if ((v < g->H || (v >= g->W && slot_live(g, at, v - g->W))) && g->dirty[v])
             store_val(g, v, cell(g, v).s);
 }
 
-static void mark_clean(gen *g)
+/* after flush(g, at) on the main path */
+static void mark_clean(gen *g, uint32_t at)
 {
     for (uint32_t v = 0; v < g->W + g->S; v++)
-        g->dirty[v] = false;
+        if (v < g->W || slot_live(g, at, v - g->W))
+            g->dirty[v] = false;
+}
+
+/* Slot liveness of fn, one bit per (instruction, slot): live before instruction i when some path
+ * from i reads it (LOAD) before writing it (STORE). NULL: every slot counts as live (a function
+ * with handlers, whose entries read every slot from the cells, or too large a table). */
+static uint64_t *slot_liveness(const nvm_func *fn)
+{
+    uint32_t n = fn->ninsn, S = fn->nslots;
+    if (S == 0 || (uint64_t)(n + 1) * S > (UINT64_C(1) << 24))
+        return NULL;
+    for (uint32_t i = 0; i < n; i++)
+        if (fn->code[i].op == NVM_OP_ENTER_TRY)
+            return NULL;
+    size_t words = ((size_t)(n + 1) * S + 63) / 64;
+    uint64_t *lv = calloc(words + 1, sizeof *lv);
+    if (lv == NULL)
+        return NULL;
+#define LIVE(i, s) ((lv[((size_t)(i)*S + (s)) / 64] >> (((size_t)(i)*S + (s)) % 64)) & 1u)
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t i = n; i-- > 0;) {
+            const nvm_insn *in = &fn->code[i];
+            bool next = !(in->op == NVM_OP_JMP || in->op == NVM_OP_RET || in->op == NVM_OP_HALT ||
+                          in->op == NVM_OP_THROW);
+            bool br = nvm_op_is_branch(in->op) && in->a < n;
+            for (uint32_t sl = 0; sl < S; sl++) {
+                bool l = (next && i + 1 < n && LIVE(i + 1, sl)) || (br && LIVE(in->a, sl));
+                if (in->op == NVM_OP_STORE && in->a == sl)
+                    l = false;
+                if (in->op == NVM_OP_LOAD && in->a == sl)
+                    l = true;
+                size_t bit = (size_t)i * S + sl;
+                if (l && !LIVE(i, sl)) {
+                    lv[bit / 64] |= UINT64_C(1) << (bit % 64);
+                    changed = true;
+                }
+            }
+        }
+    }
+#undef LIVE
+    return lv;
 }
 
 /* same value, representation from -> to */
@@ -567,7 +627,7 @@ static void fc_drop_slot(gen *g, int32_t all)
         if (all < 0 || g->fo_slot[k] == (uint32_t)all)
             nvm_tb_printf(g->b, "    fo%" PRIu32 " = 0;\n", k);
     for (uint32_t j = 0; j < g->ngs; j++) {
-        if (all < 0 && (g->held_g >> j & 1u))
+        if (all < 0 && (g->held_g >> j & 1u) && slot_live(g, g->flush_at, g->gs_slot[j]))
             fact_setup(g, true, j, g->sl[g->gs_slot[j]], false);
         else if (all >= 0 && g->gs_slot[j] == (uint32_t)all) {
             g->held_g &= ~(1u << j);
@@ -575,7 +635,7 @@ static void fc_drop_slot(gen *g, int32_t all)
         }
     }
     for (uint32_t j = 0; j < g->nas; j++) {
-        if (all < 0 && (g->held_a >> j & 1u))
+        if (all < 0 && (g->held_a >> j & 1u) && slot_live(g, g->flush_at, g->as_slot[j]))
             fact_setup(g, false, j, g->sl[g->as_slot[j]], true);
         else if (all >= 0 && g->as_slot[j] == (uint32_t)all) {
             g->held_a &= ~(1u << j);
@@ -595,7 +655,7 @@ static void step(gen *g, uint32_t i, uint32_t top)
         nvm_tb_printf(g->b, "    return PBAIL;\n");
         return;
     }
-    flush(g);
+    flush(g, i);
     nvm_tb_printf(g->b,
                   "    rc = RT->fast(vm, %" PRIu32 "u, base + %lld, slots, gas);\n"
                   "    if (U(rc != 0)) { gas += %" PRIu32 "; goto unwind; }\n",
@@ -1327,12 +1387,13 @@ static void emit_version(gen *g)
                           "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
                           "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n",
                           L, L, L, L);
-            fc_drop(g); /* the interrupt hook ran */
+            g->flush_at = UINT32_MAX; /* no cells: every slot's facts are set up again */
+            fc_drop(g);               /* the interrupt hook ran */
             nvm_tb_printf(b, "    }\n");
         } else {
             nvm_tb_printf(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", L,
                           L);
-            flush(g);
+            flush(g, s);
             nvm_tb_printf(
                 b,
                 "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
@@ -1684,8 +1745,8 @@ static void emit_version(gen *g)
                     pure_call(g, in->a, H, 0);
                     nvm_tb_printf(b, "    }\n    if (!pd_) {\n");
                 }
-                flush(g);
-                mark_clean(g);
+                flush(g, i);
+                mark_clean(g, i);
                 nvm_tb_printf(b,
                               "    CALL(%" PRIu32 "u, %" PRIu32 "u, %" PRIu32 "u, f%" PRIu32
                               ", %lld, %" PRIu32 ", %" PRIu32 ", %" PRIu32 ")\n",
@@ -1756,7 +1817,7 @@ static void emit_version(gen *g)
                 }
                 kill_all(g);
                 step(g, i, H);
-                mark_clean(g);
+                mark_clean(g, i);
                 for (uint32_t q = lo; q < pH; q++) {
                     int r = rep_of(g->post[q]);
                     load_val(g, q, cell(g, q).s, r);
@@ -2282,6 +2343,9 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         g.plmax = plmax;
         g.pentry = pentry;
         g.kpos = kpos;
+        uint64_t *live = ok ? slot_liveness(fn) : NULL;
+        g.live = live;
+        g.flush_at = UINT32_MAX;
         if (g.stk == NULL || g.sl == NULL || g.post == NULL || g.rep == NULL || g.dirty == NULL ||
             g.org == NULL || site == NULL || scratch == NULL || argspec == NULL)
             b.oom = true;
@@ -2308,6 +2372,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         }
         for (int k = 0; k < 3; k++)
             flowtab_free(&g.ft[k]);
+        free(live);
         g.b = &b;
         free(g.stk);
         free(g.sl);
