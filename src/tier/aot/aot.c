@@ -1382,27 +1382,27 @@ static void emit_version(gen *g)
         if (!g->metered) {
             /* no gas code */
         } else if (g->pure) {
+            /* the check compares and the charge follows, so that the countdown stays in place */
             nvm_tb_printf(b,
-                          "    if (U((gas -= %" PRIu32 ") < 0)) {\n"
-                          "    gas = RT->prefill(vm, gas + %" PRIu32 ", %" PRIu32 "u);\n"
-                          "    if (U(gas < 0)) return PBAIL;\n    gas -= %" PRIu32 ";\n",
-                          L, L, L, L);
+                          "    if (U(gas < %" PRIu32 ")) {\n"
+                          "    gas = RT->prefill(vm, gas, %" PRIu32 "u);\n"
+                          "    if (U(gas < 0)) return PBAIL;\n",
+                          L, L);
             g->flush_at = UINT32_MAX; /* no cells: every slot's facts are set up again */
             fc_drop(g);               /* the interrupt hook ran */
-            nvm_tb_printf(b, "    }\n");
+            nvm_tb_printf(b, "    }\n    gas -= %" PRIu32 ";\n", L);
         } else {
-            nvm_tb_printf(b, "    if (U((gas -= %" PRIu32 ") < 0)) {\n    gas += %" PRIu32 ";\n", L,
-                          L);
+            nvm_tb_printf(b, "    if (U(gas < %" PRIu32 ")) {\n", L);
             flush(g, s);
             nvm_tb_printf(
                 b,
                 "    SYNC();\n    rc = RT->gas(vm, %" PRIu32 "u, %" PRIu32 "u, base + %lld);\n"
-                "    gas = F(int64_t, O_jit_gas);\n    if (rc == 0) gas -= %" PRIu32 ";\n"
-                "    else if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
-                "    else goto unwind;\n",
-                L, s, cl(g, g->H), L, s, cl(g, g->H));
+                "    gas = F(int64_t, O_jit_gas);\n"
+                "    if (rc == 3) return RT->deopt(vm, %" PRIu32 "u, base + %lld, slots);\n"
+                "    if (rc != 0) goto unwind;\n",
+                L, s, cl(g, g->H), s, cl(g, g->H));
             fc_drop(g); /* the interrupt hook ran */
-            nvm_tb_printf(b, "    }\n");
+            nvm_tb_printf(b, "    }\n    gas -= %" PRIu32 ";\n", L);
         }
         /* entered from a block that paid for this one already */
         nvm_tb_printf(b, "%c%" PRIu32 "_:\n", g->pre, s);
@@ -1562,14 +1562,15 @@ static void emit_version(gen *g)
                                   k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
                     if (k < 0)
                         obj(g, qa);
-                    nvm_tb_printf(b,
-                                  "    uint64_t n_ = %s;\n"
-                                  "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
-                                  "    if (L((uint64_t)k_ < n_ && %s)) {\n"
-                                  "    it_ = (nvm_value *)(%s) + k_;\n"
-                                  "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
-                                  "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
-                                  x.len.s, xi(g, qx).s, x.vals.s, x.items.s, e - i + g->blk_extra);
+                    nvm_tb_printf(
+                        b,
+                        "    uint64_t n_ = %s;\n"
+                        "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) k_ += n_;\n"
+                        "    if (L(k_ < n_ && %s)) {\n"
+                        "    it_ = (nvm_value *)(%s) + k_;\n"
+                        "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
+                        "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
+                        x.len.s, xi(g, qx).s, x.vals.s, x.items.s, e - i + g->blk_extra);
                     jump_to(g, 'G', g->gf, i);
                     nvm_tb_printf(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
                     set_res(g, qa, NVM_T_INT);
@@ -1580,6 +1581,8 @@ static void emit_version(gen *g)
                 bool set = in->op == NVM_OP_ARR_SET;
                 uint32_t qa = set ? H - 3 : H - 2, qx = qa + 1;
                 int r = rep_of(g->post[qa]);
+                /* the index as unsigned: a negative one counts from the end, k + n wrapping into
+                 * [0, n) exactly when -n <= k < 0; one too large stays >= n */
                 int k = arr_fact(g, qa);
                 arrx x = arr_exprs(k);
                 nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n",
@@ -1588,8 +1591,8 @@ static void emit_version(gen *g)
                     obj(g, qa);
                 nvm_tb_printf(b,
                               "    uint64_t n_ = %s;\n"
-                              "    int64_t k_ = %s;\n    if (k_ < 0) k_ += (int64_t)n_;\n"
-                              "    if (L((uint64_t)k_ < n_)) {\n"
+                              "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) k_ += n_;\n"
+                              "    if (L(k_ < n_)) {\n"
                               "    if (%s) {\n"
                               "    nvm_value *it_ = (nvm_value *)(%s) + k_;\n",
                               x.len.s, xi(g, qx).s, x.vals.s, x.items.s);
