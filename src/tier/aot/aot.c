@@ -136,6 +136,9 @@ static const char *const prelude[] = {
     "#define FV(t, i) ((t) == 3 ? BD(i) : (double)(i))\n"
     "/* the array object o stores values (not bools as bytes) */\n"
     "#define ARRV(o) (*(const uint16_t *)((o) + O_array_kind) == 0)\n"
+    "/* a negative index k counts from the end of n elements (k + n wraps into [0, n) exactly\n"
+    " * when -n <= k < 0); the empty asm keeps this a branch, taken rarely, not a select */\n"
+    "#define KNEG(k, n) do { (k) += (n); __asm__ volatile(\"\" : \"+r\"(k)); } while (0)\n"
     "/* entry p of the map entries en has the string constant a as its key */\n"
     "#define KEYIS(en, p, a) (((const nvm_value *)((en) + (p) * SZ_mapentry + O_me_key))->type == "
     "4 "
@@ -1565,7 +1568,7 @@ static void emit_version(gen *g)
                     nvm_tb_printf(
                         b,
                         "    uint64_t n_ = %s;\n"
-                        "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) k_ += n_;\n"
+                        "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) KNEG(k_, n_);\n"
                         "    if (L(k_ < n_ && %s)) {\n"
                         "    it_ = (nvm_value *)(%s) + k_;\n"
                         "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
@@ -1589,13 +1592,14 @@ static void emit_version(gen *g)
                               k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
                 if (k < 0)
                     obj(g, qa);
-                nvm_tb_printf(b,
-                              "    uint64_t n_ = %s;\n"
-                              "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) k_ += n_;\n"
-                              "    if (L(k_ < n_)) {\n"
-                              "    if (%s) {\n"
-                              "    nvm_value *it_ = (nvm_value *)(%s) + k_;\n",
-                              x.len.s, xi(g, qx).s, x.vals.s, x.items.s);
+                nvm_tb_printf(
+                    b,
+                    "    uint64_t n_ = %s;\n"
+                    "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) KNEG(k_, n_);\n"
+                    "    if (L(k_ < n_)) {\n"
+                    "    if (%s) {\n"
+                    "    nvm_value *it_ = (nvm_value *)(%s) + k_;\n",
+                    x.len.s, xi(g, qx).s, x.vals.s, x.items.s);
                 if (set) {
                     store_val(g, H - 1, "(*it_)");
                 } else {
