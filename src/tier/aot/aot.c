@@ -228,6 +228,7 @@ typedef struct gen {
     const uint8_t *spec;    /* its float speculation sites, NULL: none */
     const nvm_fninfo *gf;   /* the generic version (speculating version only) */
     bool pure;              /* emitting the frameless version (see emit_pure) */
+    uint32_t twin;          /* emitting its copy p<f>_<twin> (0: p<f> itself; pure_copies) */
     const uint8_t *pok;     /* function -> has a frameless version */
     tmask *const *pspec;    /* function -> the argument types its frameless version assumes */
     const int8_t *prt;      /* function -> the type its frameless version returns, -1: any */
@@ -1198,6 +1199,31 @@ static void pure_params(gen *g, uint32_t ci)
  * and tag go to position H - consumed, the gas to `gas`. In a frameless version an abandoned
  * callee abandons the caller; in a frame version (inside `{ int pd_ = 0;`) it sets pd_ when the
  * call was made without frames. */
+/* How many versions frameless function f has (1, or more for a small function that calls
+ * itself): p<f> and copies p<f>_1 .. p<f>_<k - 1>. The self-calls of p<f> call p<f>_1, whose
+ * self-calls call p<f>_2, and so on back to p<f>; the copies are inlined (always_inline), so one
+ * C call makes k levels of the recursion. k is the largest (at most 4) whose inlined bodies,
+ * 1 + c + c^2 + ... for c self-calls, number at most 16 and hold at most 1,024 instructions. */
+static uint32_t pure_copies(const nvm_module *m, uint32_t f)
+{
+    const nvm_func *fn = &m->funcs[f];
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < fn->ninsn; i++)
+        c += fn->code[i].op == NVM_OP_CALL && fn->code[i].a == f && fn->heights[i] != INT32_MIN;
+    if (c == 0)
+        return 1;
+    uint32_t k = 1;
+    uint64_t bodies = 1, level = 1;
+    while (k < 4) {
+        level *= c;
+        if (bodies + level > 16 || (bodies + level) * fn->ninsn > 1024)
+            break;
+        bodies += level;
+        k++;
+    }
+    return k;
+}
+
 static void pure_call(gen *g, uint32_t ci, uint32_t H, uint32_t extra)
 {
     nvm_tb *b = g->b;
@@ -1215,7 +1241,12 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H, uint32_t extra)
                      "CTX->stack_limit)) {\n");
     if (!g->pure)
         nvm_tb_printf(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
-    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "(vm, gas - %" PRIu32 ", dd - 1", ci,
+    /* a self-call of a function with copies calls the next copy (pure_copies) */
+    uint32_t next = g->pure && ci == g->fi ? (g->twin + 1) % pure_copies(g->m, ci) : 0;
+    char cn[24] = "";
+    if (next > 0)
+        snprintf(cn, sizeof cn, "_%" PRIu32, next);
+    nvm_tb_printf(b, "    PR r_ = p%" PRIu32 "%s(vm, gas - %" PRIu32 ", dd - 1", ci, cn,
                   g->metered ? g->pentry[ci] + extra : 0);
     for (uint32_t k = 0; k < cf->consumed; k++) {
         nvm_tb_printf(b, ", %s", payload(g, lo + k).s);
@@ -2021,11 +2052,17 @@ static void declare_locals(gen *g)
 
 /* the frameless version p<fi> of the current function, from its analysis fp under the argument
  * types g->pspec[fi] */
-static void emit_pure(gen *g, const nvm_fninfo *fp)
+static void emit_pure(gen *g, const nvm_fninfo *fp, uint32_t twin)
 {
     nvm_tb *b = g->b;
     uint32_t W = g->W, S = g->S, fi = g->fi;
-    nvm_tb_printf(b, "\n/* frameless f%" PRIu32 " */\nstatic PR p%" PRIu32 "(", fi, fi);
+    g->twin = twin;
+    char cn[24] = "";
+    if (twin > 0)
+        snprintf(cn, sizeof cn, "_%" PRIu32, twin);
+    nvm_tb_printf(b, "\n/* frameless f%" PRIu32 "%s */\nstatic %sPR p%" PRIu32 "%s(", fi,
+                  twin ? ", a copy" : "", twin ? "inline __attribute__((always_inline)) " : "", fi,
+                  cn);
     pure_params(g, fi);
     nvm_tb_printf(b, ")\n{\n");
     declare_locals(g);
@@ -2302,6 +2339,13 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         nvm_tb_printf(&b, "static PR p%" PRIu32 "(", f);
         pure_params(&pg, f);
         nvm_tb_printf(&b, ");\n");
+        for (uint32_t t = 1; t < pure_copies(m, f); t++) {
+            nvm_tb_printf(
+                &b, "static inline __attribute__((always_inline)) PR p%" PRIu32 "_%" PRIu32 "(", f,
+                t);
+            pure_params(&pg, f);
+            nvm_tb_printf(&b, ");\n");
+        }
     }
     for (uint32_t f = 0; f < m->nfuncs && !b.oom; f++) {
         const nvm_func *fn = &m->funcs[f];
@@ -2373,7 +2417,9 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
         for (int pass = 0; !b.oom && pok[f] && pass < 3; pass++) {
             nvm_tb first = {0};
             fc_pass(&g, pass, &first, &b);
-            emit_pure(&g, &pinfo[f]);
+            emit_pure(&g, &pinfo[f], 0);
+            for (uint32_t t = 1; t < pure_copies(m, f); t++)
+                emit_pure(&g, &pinfo[f], t);
             b.oom |= first.oom;
             nvm_tb_free(&first);
         }
