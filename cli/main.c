@@ -61,7 +61,7 @@ static const char usage_text[] =
     "                                      compile a program for the AOT tier into the cache\n"
     "                                      (or write its C); a capsule only after its trust\n"
     "                                      decision, when its level runs on aot; docs/aot.md\n"
-    "  cache list | cache clear            the AOT tier's cache of compiled programs\n"
+    "  cache list | cache clear            the cache of compiled programs and verified chains\n"
     "  help | --help                       this text\n"
     "  version | --version                 print the version\n"
     "\n"

@@ -9,6 +9,7 @@
 #define _DEFAULT_SOURCE 1 /* flock */
 #endif
 #include "assess.h"
+#include "chaincache.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -225,13 +226,22 @@ static nvm_status assess_identity(const nvm_capsule *c, const nvm_policy *p, int
         size_t path_len = 0;
         why[0] = '\0';
         const char *const *rs = (const char *const *)p->revoked_serials;
-        st = nvm_chain_verify(chain, p->roots, c->pubkey, now, rs, p->nrevoked_serials, &path_len,
-                              why);
+        /* a verification of these certificates, roots and revocations done before (chaincache.h)
+         * stands while every certificate of the path is valid */
+        char ck[NVM_CHAIN_KEY_HEX];
+        bool keyed = nvm_chain_cache_key(chain, p->roots, c->pubkey, rs, p->nrevoked_serials, ck);
+        bool cached = keyed && nvm_chain_cache_get(ck, now, &path_len);
+        int64_t window[2] = {0, 0};
+        st = cached ? NVM_OK
+                    : nvm_chain_verify(chain, p->roots, c->pubkey, now, rs, p->nrevoked_serials,
+                                       &path_len, window, why);
+        if (st == NVM_OK && keyed && !cached)
+            nvm_chain_cache_put(ck, window, path_len);
         if (st == NVM_OK) {
             verified = true;
             d->level = NVM_LEVEL_TRUSTED;
-            add_reason(d, "certificate chain verified to a trusted root (%zu certificates)",
-                       path_len);
+            add_reason(d, "certificate chain verified to a trusted root (%zu certificates%s)",
+                       path_len, cached ? "; verified before, from the cache" : "");
         } else if (strstr(why, "revoked") != NULL) {
             d->level = NVM_LEVEL_REJECTED;
             add_reason(d, "%s", why);

@@ -831,10 +831,22 @@ static const char *serial_norm(const char *s, char *buf, size_t buflen)
 }
 
 /* nvm_chain_verify in the library context the certificates were decoded in. */
+/* the seconds since 1970 of t */
+static bool asn1_epoch(const ASN1_TIME *t, int64_t *out)
+{
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    int days = 0, secs = 0;
+    bool ok = epoch != NULL && t != NULL && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
+    ASN1_TIME_free(epoch);
+    if (ok)
+        *out = (int64_t)days * 86400 + secs;
+    return ok;
+}
+
 static nvm_status chain_verify(const nvm_certs *chain, const nvm_certs *roots,
                                const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
                                const char *const *revoked_serials, size_t nrevoked,
-                               size_t *path_len, char *why)
+                               size_t *path_len, int64_t window[2], char *why)
 {
     nvm_status st = NVM_E_TRUST;
     X509_STORE *store = NULL;
@@ -950,6 +962,18 @@ static nvm_status chain_verify(const nvm_certs *chain, const nvm_certs *roots,
             }
         }
     }
+    /* the times between which every certificate of the path is valid */
+    for (int d = 0; window != NULL && d < n; d++) {
+        X509 *x = sk_X509_value(path, d);
+        int64_t nb = 0, na = 0;
+        if (!asn1_epoch(X509_get0_notBefore(x), &nb) || !asn1_epoch(X509_get0_notAfter(x), &na)) {
+            set_why(why, "cannot read a certificate's validity");
+            st = NVM_E_INTERNAL;
+            goto fail;
+        }
+        window[0] = d == 0 || nb > window[0] ? nb : window[0];
+        window[1] = d == 0 || na < window[1] ? na : window[1];
+    }
     if (path_len != NULL)
         *path_len = (size_t)n;
     st = NVM_OK;
@@ -984,7 +1008,7 @@ static nvm_status certs_in_default(const nvm_certs *in, nvm_certs **out)
 nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
                             const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
                             const char *const *revoked_serials, size_t nrevoked, size_t *path_len,
-                            char *why)
+                            int64_t window[2], char *why)
 {
     crypto_init();
     OSSL_LIB_CTX *cl = chain != NULL ? chain->libctx : NULL;
@@ -992,10 +1016,10 @@ nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
     if (cl == NULL && rl == NULL) {
         digests_init();
         return chain_verify(chain, roots, signing_pub, now, revoked_serials, nrevoked, path_len,
-                            why);
+                            window, why);
     }
     if (cl == rl && chain_verify(chain, roots, signing_pub, now, revoked_serials, nrevoked,
-                                 path_len, NULL) == NVM_OK)
+                                 path_len, window, NULL) == NVM_OK)
         return NVM_OK;
     /* a failure in a verification context (or mixed contexts): the default context decides */
     digests_init();
@@ -1006,7 +1030,8 @@ nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
     if (st == NVM_OK) {
         if (why != NULL)
             why[0] = '\0';
-        st = chain_verify(c2, r2, signing_pub, now, revoked_serials, nrevoked, path_len, why);
+        st = chain_verify(c2, r2, signing_pub, now, revoked_serials, nrevoked, path_len, window,
+                          why);
     } else {
         set_why(why, "cannot decode the certificates again");
         st = NVM_E_INTERNAL;

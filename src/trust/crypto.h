@@ -85,12 +85,13 @@ void nvm_certs_free(nvm_certs *c);
  * (basicConstraints CA:FALSE or absent); every intermediate that has an EKU extension allows
  * codeSigning (or anyExtendedKeyUsage); the leaf's key equals `signing_pub`.
  * Revoked serials (hex, case-insensitive) of any certificate in the verified path reject it.
- * On success NVM_OK and *path_len = number of certificates in the verified path (leaf..root).
- * On failure NVM_E_TRUST with the reason. */
+ * On success NVM_OK, *path_len = number of certificates in the verified path (leaf..root) and
+ * window (may be NULL) = the first and last second (since 1970) at which every certificate of
+ * the path is valid. On failure NVM_E_TRUST with the reason. */
 nvm_status nvm_chain_verify(const nvm_certs *chain, const nvm_certs *roots,
                             const uint8_t signing_pub[NVM_ED25519_PUB_LEN], int64_t now,
                             const char *const *revoked_serials, size_t nrevoked, size_t *path_len,
-                            char *why);
+                            int64_t window[2], char *why);
 
 /* Cryptographically secure random bytes. */
 nvm_status nvm_random_bytes(uint8_t *out, size_t len);

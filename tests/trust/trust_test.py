@@ -245,6 +245,66 @@ expect("RSA root, other policy's root: not trusted", 0, "chain not accepted", "v
 expect("valid chain: json", 0, '"trust_level": "trusted"', "verify", "--json", "--policy",
        "p.json", "good.cap")
 
+# ---- verified chains remembered in the cache directory (docs/security.md) ----
+saved_cache = os.environ.get("NVM_CACHE_DIR")
+os.environ["NVM_CACHE_DIR"] = cdir = os.path.join(W, "chaincache")
+os.mkdir(cdir, 0o700)
+CACHED = "verified before, from the cache"
+
+
+def entries():
+    return sorted(f for f in os.listdir(cdir) if f.endswith(".chain"))
+
+
+out = expect("chain cache: first verification", 0, "trust level:  trusted", "verify", "--policy",
+             "p.json", "good.cap")
+check("chain cache: first verification is done", CACHED not in out and len(entries()) == 1,
+      f"{entries()} {out}")
+expect("chain cache: second from the cache", 0, CACHED, "verify", "--policy", "p.json", "good.cap")
+expect("chain cache: runs", 0, "hi", "run", "--policy", "p.json", "good.cap")
+entry = os.path.join(cdir, entries()[0])
+good_entry = rbytes(entry)
+wbytes(entry, b"nanovm-chain 1 garbage\n")
+out = expect("chain cache: malformed entry, verified again", 0, "trust level:  trusted", "verify",
+             "--policy", "p.json", "good.cap")
+check("chain cache: malformed entry not used", CACHED not in out and rbytes(entry) == good_entry,
+      out)
+f, u, n = good_entry.split()[2:5]
+wbytes(entry, b"nanovm-chain 1 100 200 " + n + b"\n")
+out = expect("chain cache: window past, verified again", 0, "trust level:  trusted", "verify",
+             "--policy", "p.json", "good.cap")
+check("chain cache: window past not used", CACHED not in out, out)
+# an entry never makes a chain that does not verify pass: the failure is not remembered, and the
+# entry of another chain, root set or revocation list is another entry
+for k in range(2):
+    expect(f"chain cache: expired leaf, run {k}", 0, "certificate has expired", "verify",
+           "--policy", "p.json", "expired.cap")
+    expect(f"chain cache: other policy's root, run {k}", 0, "chain not accepted", "verify",
+           "--policy", "p.json", "rsaec.cap")
+policy("revokedother.json", revoked={"serials": ["7777"]})
+out = expect("chain cache: revocation list changed, verified again", 0, "trust level:  trusted",
+             "verify", "--policy", "revokedother.json", "good.cap")
+check("chain cache: revocation list is part of the key", CACHED not in out, out)
+# the root's serial (in no capsule's chain: only the verification sees it) revoked after entries
+# for that root were made
+root_serial = sh("openssl", "x509", "-in", "root.pem", "-noout", "-serial").stdout.split("=")[1]
+policy("revokedroot.json", revoked={"serials": [root_serial.strip()]})
+expect("chain cache: root revoked after an entry", 4, "is revoked", "run", "--policy",
+       "revokedroot.json", "good.cap")
+os.chmod(cdir, 0o777)
+for k in range(2):
+    out = expect(f"chain cache: directory writable by others, run {k}", 0,
+                 "trust level:  trusted", "verify", "--policy", "p.json", "good.cap")
+    check(f"chain cache: directory writable by others not used, run {k}", CACHED not in out, out)
+os.chmod(cdir, 0o700)
+expect("chain cache: listed", 0, "verified chains", "cache", "list")
+expect("chain cache: cleared", 0, "", "cache", "clear")
+check("chain cache: clear removes the entries", entries() == [], f"{entries()}")
+if saved_cache is None:
+    del os.environ["NVM_CACHE_DIR"]
+else:
+    os.environ["NVM_CACHE_DIR"] = saved_cache
+
 # ---- nanovm aot: a capsule is compiled only after its trust decision, when its level's tier is
 # aot (this build's AOT tier: trusted); the compile is audited ----
 policy("aot.json", audit_log="aot.log")

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "aot.h"
+#include "../../host/cachedir.h"
 #include "../native/nrt.h"
 #include "../../trust/api_util.h"
 #include "../../trust/crypto.h"
@@ -69,69 +70,10 @@ why_set(char *why, size_t n, const char *fmt, ...)
 #define AOT_NOINLINE
 #endif
 
-/* ---- the cache directory ---- */
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int r = mkdir(path, 0700);
-        *p = '/';
-        if (r != 0 && errno != EEXIST)
-            return -1;
-    }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-/* The cache directory, created when missing and checked (owner-only). */
+/* The cache directory (cachedir.h). */
 static bool cache_dir(char *out, size_t n, bool create, char *why, size_t whylen)
 {
-    const char *d = getenv("NVM_CACHE_DIR");
-    const char *x = getenv("XDG_CACHE_HOME");
-    const char *h = getenv("HOME");
-    int k;
-    if (d != NULL && d[0] != '\0')
-        k = snprintf(out, n, "%s", d);
-    else if (x != NULL && x[0] == '/')
-        k = snprintf(out, n, "%s/nanovm/aot", x);
-    else if (h != NULL && h[0] == '/')
-        k = snprintf(out, n, "%s/.cache/nanovm/aot", h);
-    else {
-        why_set(why, whylen, "no cache directory (set NVM_CACHE_DIR or HOME)");
-        return false;
-    }
-    if (k < 0 || (size_t)k >= n - 80) {
-        why_set(why, whylen, "cache directory path too long");
-        return false;
-    }
-    /* an existing directory needs no mkdir of every component (all of them would fail with
-     * EEXIST) */
-    struct stat st;
-    bool exists = create && lstat(out, &st) == 0;
-    if (create && !exists && mkdirs(out) != 0) {
-        why_set(why, whylen, "cannot create the cache directory %s: %s", out, strerror(errno));
-        return false;
-    }
-    if (!exists && lstat(out, &st) != 0) {
-        why_set(why, whylen, "cache directory %s: %s", out, strerror(errno));
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        why_set(why, whylen, "cache directory %s is not a directory", out);
-        return false;
-    }
-    if (st.st_uid != geteuid()) {
-        why_set(why, whylen, "cache directory %s is not owned by this user", out);
-        return false;
-    }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        why_set(why, whylen, "cache directory %s is writable by group or others", out);
-        return false;
-    }
-    return true;
+    return nvm_cache_dir(out, n, create, why, whylen);
 }
 
 /* ---- the compiler ---- */
@@ -675,9 +617,10 @@ nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err)
     nvm_tb t;
     memset(&t, 0, sizeof t);
     nvm_tb_printf(&t, "cache: %s\n", dir);
-    uint64_t n = 0, bytes = 0;
+    uint64_t n = 0, bytes = 0, chains = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
+        chains += is_entry_name(de->d_name, ".chain");
         if (!is_entry_name(de->d_name, ".so"))
             continue;
         struct stat st;
@@ -690,6 +633,7 @@ nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err)
     }
     closedir(d);
     nvm_tb_printf(&t, "%" PRIu64 " entries, %" PRIu64 " bytes\n", n, bytes);
+    nvm_tb_printf(&t, "%" PRIu64 " verified chains (docs/security.md)\n", chains);
     return nvm_tb_take(&t, out_text, err);
 }
 
@@ -706,7 +650,12 @@ nvm_status nvm_aot_cache_clear(uint64_t *removed, nvm_error *err)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         bool so = is_entry_name(de->d_name, ".so");
-        if (!so && !is_entry_name(de->d_name, ".sha256") && strncmp(de->d_name, "tmp-", 4) != 0)
+        /* an entry, a verified chain (chaincache.h), or one being written */
+        const char *dot = strchr(de->d_name, '.');
+        bool chain = dot != NULL && strncmp(dot, ".chain", 6) == 0 &&
+                     (dot[6] == '\0' || strncmp(dot + 6, ".tmp-", 5) == 0);
+        if (!so && !chain && !is_entry_name(de->d_name, ".sha256") &&
+            strncmp(de->d_name, "tmp-", 4) != 0)
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) == 0 && so && removed != NULL)
             (*removed)++;
