@@ -492,18 +492,21 @@ static nm xf(const gen *g, uint32_t q)
     return n;
 }
 /* "position q holds type t", folded with its mask and representation */
-static nm is(const gen *g, uint32_t q, int t)
+/* "the value with mask m and representation r, tag local <c>T<k>, has type t", folded */
+static nm is_typed(tmask m, int r, int t, char c, uint32_t k)
 {
     nm n;
-    tmask m = g->stk[q];
-    int r = g->rep[q];
     if (m == TM(t) || r == t)
         snprintf(n.s, sizeof n.s, "1");
     else if (!(m & TM(t)) || r != R_G)
         snprintf(n.s, sizeof n.s, "0");
     else
-        snprintf(n.s, sizeof n.s, "(pT%" PRIu32 " == %d)", q, t);
+        snprintf(n.s, sizeof n.s, "(%cT%" PRIu32 " == %d)", c, k, t);
     return n;
+}
+static nm is(const gen *g, uint32_t q, int t)
+{
+    return is_typed(g->stk[q], g->rep[q], t, 'p', q);
 }
 static nm isnum(const gen *g, uint32_t q)
 {
@@ -544,15 +547,7 @@ static void set_res(gen *g, uint32_t v, int r)
 /* "slot s holds type t", folded with its mask m and representation */
 static nm slot_is(const gen *g, uint32_t s, tmask m, int t)
 {
-    nm n;
-    int r = g->rep[g->W + s];
-    if (m == TM(t) || r == t)
-        snprintf(n.s, sizeof n.s, "1");
-    else if (!(m & TM(t)) || r != R_G)
-        snprintf(n.s, sizeof n.s, "0");
-    else
-        snprintf(n.s, sizeof n.s, "(sT%" PRIu32 " == %d)", s, t);
-    return n;
+    return is_typed(m, g->rep[g->W + s], t, 's', s);
 }
 
 /* sets up guard j (full: with the check of the names, else only the learned shape) or array
