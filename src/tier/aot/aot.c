@@ -1230,14 +1230,18 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H, uint32_t extra)
         if (t >= 0)
             nvm_tb_printf(b, " && %s", is(g, lo + k, t).s);
     }
+    /* a self-call of a function with copies calls the next copy (pure_copies), which runs in
+     * the frame of this one: only a real call needs native stack */
+    uint32_t next = g->pure && ci == g->fi ? (g->twin + 1) % pure_copies(g->m, ci) : 0;
     if (g->metered)
         nvm_tb_printf(b, " && gas >= %" PRIu32, g->pentry[ci] + extra);
-    nvm_tb_printf(b, " && dd > 0 &&\n          (const char *)__builtin_frame_address(0) >= "
-                     "CTX->stack_limit)) {\n");
+    nvm_tb_printf(b, " && dd > 0");
+    if (next == 0)
+        nvm_tb_printf(b, " &&\n          (const char *)__builtin_frame_address(0) >= "
+                         "CTX->stack_limit");
+    nvm_tb_printf(b, ")) {\n");
     if (!g->pure)
         nvm_tb_printf(b, "    int64_t r0_ = F(int64_t, O_gas_rest);\n");
-    /* a self-call of a function with copies calls the next copy (pure_copies) */
-    uint32_t next = g->pure && ci == g->fi ? (g->twin + 1) % pure_copies(g->m, ci) : 0;
     char cn[24] = "";
     if (next > 0)
         snprintf(cn, sizeof cn, "_%" PRIu32, next);
