@@ -1233,7 +1233,10 @@ static void pure_call(gen *g, uint32_t ci, uint32_t H, uint32_t extra)
     /* a self-call of a function with copies calls the next copy (pure_copies), which runs in
      * the frame of this one: only a real call needs native stack */
     uint32_t next = g->pure && ci == g->fi ? (g->twin + 1) % pure_copies(g->m, ci) : 0;
-    if (g->metered)
+    /* nor a test of the countdown: the charge may take it below 0 for the few levels until the
+     * next real call, whose test (or the return, a negative countdown meaning "give up") catches
+     * it; the copies' own blocks still refill it */
+    if (g->metered && next == 0)
         nvm_tb_printf(b, " && gas >= %" PRIu32, g->pentry[ci] + extra);
     nvm_tb_printf(b, " && dd > 0");
     if (next == 0)
