@@ -244,8 +244,8 @@ typedef struct gen {
      * every store to the slot and after every runtime call (which may add or remove keys and so
      * move or reuse entries), on every path; a use looks it up again when it is 0. fo<k>/fn<k>
      * likewise keep the entries array and entry count of the map in slot fo_slot[k]. Each C
-     * function is generated twice: the first pass only collects these tables, so that a store
-     * or call also clears entries that later code (a loop's body, say) fills. */
+     * function is generated three times (fc_pass): the first pass only collects these tables, so
+     * that a store or call also clears entries that later code (a loop's body, say) fills. */
     uint32_t nfc;
     uint32_t fc_slot[NVM_AOT_FC_MAX], fc_key[NVM_AOT_FC_MAX];
     uint32_t nfo;
@@ -286,7 +286,7 @@ typedef struct gen {
     const uint8_t *gsite; /* the speculation sites (entries into the generic version) */
     const uint64_t *live; /* slot liveness (slot_liveness), NULL: all live */
     uint32_t flush_at;    /* the instruction of the last flush (slot_live) */
-    bool fc_fixed;        /* second pass: the tables are complete */
+    bool fc_fixed;        /* passes 1 and 2: the tables are complete */
 } gen;
 
 typedef struct nm {
@@ -2404,7 +2404,7 @@ nvm_status nvm_aot_emit(const nvm_module *m, unsigned flags, char **out, size_t 
             b.oom = true;
         else if (!ok)
             emit_fn(&g, NULL, NULL, NULL, NULL);
-        /* each C function twice: the first pass collects the field cache (gen.fc_slot) */
+        /* each C function three times (fc_pass): the tables, each block's facts, the output */
         g.gsite = spec ? site : NULL;
         for (int pass = 0; ok && !b.oom && pass < 3; pass++) {
             nvm_tb first = {0};
