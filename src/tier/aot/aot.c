@@ -376,7 +376,11 @@ static bool slot_live(const gen *g, uint32_t at, uint32_t s)
 /* writes every value the cells do not hold yet and the runtime may read: the operand stack and
  * the slots live at instruction `at` (no state change: may be in a branch). A slot written
  * before it is read again needs no cell: the interpreter resuming there writes it first, and the
- * generated code does not read it either (its facts are not set up again after the call). */
+ * generated code does not read it either (its facts are not set up again after the call). Its
+ * cell may hold an older value, even one a frame before left there: the collector ignores a
+ * handle it does not know, and at worst keeps one more object alive until the slot is written
+ * or the frame returns. A slot that may be read before it is written (a LOAD that fails when it
+ * never was) is live, so its cell gets the undefined value. */
 static void flush(gen *g, uint32_t at)
 {
     g->flush_at = at;
