@@ -1106,6 +1106,25 @@ static arrx arr_exprs(int k)
     return x;
 }
 
+/* an element access to the array at position qa with the index at qx: after its fact's set-up,
+ * prints `open` (the access's locals) and opens `if (<an array> &&
+ * <an int>) {` and sets n_ (the length) and k_ (the index as unsigned: a negative one counts from
+ * the end, k + n wrapping into [0, n) exactly when -n <= k < 0; one too large stays >= n) */
+static arrx arr_index(gen *g, uint32_t qa, uint32_t qx, const char *open)
+{
+    int k = arr_fact(g, qa);
+    arrx x = arr_exprs(k);
+    nvm_tb_printf(g->b, "%s    if (%s && %s) {\n", open, k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s,
+                  is(g, qx, NVM_T_INT).s);
+    if (k < 0)
+        obj(g, qa);
+    nvm_tb_printf(g->b,
+                  "    uint64_t n_ = %s;\n"
+                  "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) KNEG(k_, n_);\n",
+                  x.len.s, xi(g, qx).s);
+    return x;
+}
+
 /* ---- frameless calls ----
  * A function whose instructions cannot change anything outside its own frame (arithmetic,
  * comparisons, jumps, slots, reads of arrays and fields, calls of such functions; see
@@ -1596,21 +1615,13 @@ static void emit_version(gen *g)
                 if (g->spec != NULL && g->spec[i] == 2) {
                     /* an int element, else the generic version redoes the instruction */
                     uint32_t qa = H - 2, qx = H - 1;
-                    int k = arr_fact(g, qa);
-                    arrx x = arr_exprs(k);
-                    nvm_tb_printf(b, "    { nvm_value *it_ = 0;\n    if (%s && %s) {\n",
-                                  k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
-                    if (k < 0)
-                        obj(g, qa);
-                    nvm_tb_printf(
-                        b,
-                        "    uint64_t n_ = %s;\n"
-                        "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) KNEG(k_, n_);\n"
-                        "    if (L(k_ < n_ && %s)) {\n"
-                        "    it_ = (nvm_value *)(%s) + k_;\n"
-                        "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
-                        "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
-                        x.len.s, xi(g, qx).s, x.vals.s, x.items.s, e - i + g->blk_extra);
+                    arrx x = arr_index(g, qa, qx, "    { nvm_value *it_ = 0;\n");
+                    nvm_tb_printf(b,
+                                  "    if (L(k_ < n_ && %s)) {\n"
+                                  "    it_ = (nvm_value *)(%s) + k_;\n"
+                                  "    if (it_->type != 2) it_ = 0;\n    }\n    }\n"
+                                  "    if (U(it_ == 0)) {\n    gas += %" PRIu32 ";\n",
+                                  x.vals.s, x.items.s, e - i + g->blk_extra);
                     jump_to(g, 'G', g->gf, i);
                     nvm_tb_printf(b, "    }\n    %s = it_->as.i;\n    }\n", N(g, qa, 'I').s);
                     set_res(g, qa, NVM_T_INT);
@@ -1621,22 +1632,12 @@ static void emit_version(gen *g)
                 bool set = in->op == NVM_OP_ARR_SET;
                 uint32_t qa = set ? H - 3 : H - 2, qx = qa + 1;
                 int r = rep_of(g->post[qa]);
-                /* the index as unsigned: a negative one counts from the end, k + n wrapping into
-                 * [0, n) exactly when -n <= k < 0; one too large stays >= n */
-                int k = arr_fact(g, qa);
-                arrx x = arr_exprs(k);
-                nvm_tb_printf(b, "    { int ok_ = 0;\n    if (%s && %s) {\n",
-                              k >= 0 ? "1" : is(g, qa, NVM_T_ARRAY).s, is(g, qx, NVM_T_INT).s);
-                if (k < 0)
-                    obj(g, qa);
-                nvm_tb_printf(
-                    b,
-                    "    uint64_t n_ = %s;\n"
-                    "    uint64_t k_ = (uint64_t)%s;\n    if (U(k_ >= n_)) KNEG(k_, n_);\n"
-                    "    if (L(k_ < n_)) {\n"
-                    "    if (%s) {\n"
-                    "    nvm_value *it_ = (nvm_value *)(%s) + k_;\n",
-                    x.len.s, xi(g, qx).s, x.vals.s, x.items.s);
+                arrx x = arr_index(g, qa, qx, "    { int ok_ = 0;\n");
+                nvm_tb_printf(b,
+                              "    if (L(k_ < n_)) {\n"
+                              "    if (%s) {\n"
+                              "    nvm_value *it_ = (nvm_value *)(%s) + k_;\n",
+                              x.vals.s, x.items.s);
                 if (set) {
                     store_val(g, H - 1, "(*it_)");
                 } else {
