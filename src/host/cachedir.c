@@ -1,26 +1,14 @@
 /* cachedir.c - the per-user cache directory (cachedir.h). */
 #define _GNU_SOURCE
 #include "cachedir.h"
+#include "why.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void why_set(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void why_set(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (why == NULL || whylen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
 
 static int mkdirs(char *path)
 {
@@ -51,11 +39,11 @@ bool nvm_cache_dir(char *out, size_t n, bool create, char *why, size_t whylen)
     else if (h != NULL && h[0] == '/')
         k = snprintf(out, n, "%s/.cache/nanovm/aot", h);
     else {
-        why_set(why, whylen, "no cache directory (set NVM_CACHE_DIR or HOME)");
+        nvm_why_set(why, whylen, "no cache directory (set NVM_CACHE_DIR or HOME)");
         return false;
     }
     if (k < 0 || (size_t)k >= n - 80) {
-        why_set(why, whylen, "cache directory path too long");
+        nvm_why_set(why, whylen, "cache directory path too long");
         return false;
     }
     /* an existing directory needs no mkdir of every component (all of them would fail with
@@ -63,23 +51,23 @@ bool nvm_cache_dir(char *out, size_t n, bool create, char *why, size_t whylen)
     struct stat st;
     bool exists = create && lstat(out, &st) == 0;
     if (create && !exists && mkdirs(out) != 0) {
-        why_set(why, whylen, "cannot create the cache directory %s: %s", out, strerror(errno));
+        nvm_why_set(why, whylen, "cannot create the cache directory %s: %s", out, strerror(errno));
         return false;
     }
     if (!exists && lstat(out, &st) != 0) {
-        why_set(why, whylen, "cache directory %s: %s", out, strerror(errno));
+        nvm_why_set(why, whylen, "cache directory %s: %s", out, strerror(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode)) {
-        why_set(why, whylen, "cache directory %s is not a directory", out);
+        nvm_why_set(why, whylen, "cache directory %s is not a directory", out);
         return false;
     }
     if (st.st_uid != geteuid()) {
-        why_set(why, whylen, "cache directory %s is not owned by this user", out);
+        nvm_why_set(why, whylen, "cache directory %s is not owned by this user", out);
         return false;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        why_set(why, whylen, "cache directory %s is writable by group or others", out);
+        nvm_why_set(why, whylen, "cache directory %s is writable by group or others", out);
         return false;
     }
     return true;

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "isa/module.h"
+#include "host/why.h"
 #include "trust/manifest.h"
 
 static nvm_status merr(nvm_error *err, const char *fmt, ...)
@@ -27,22 +28,6 @@ static nvm_status merr(nvm_error *err, const char *fmt, ...)
         nvm_error_set(err, NVM_E_FORMAT, NULL, 0, 0, "manifest: %s", msg);
     }
     return NVM_E_FORMAT;
-}
-
-static void why_set(char *why, size_t whylen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void why_set(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (why == NULL || whylen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- capability strings ---- */
@@ -100,48 +85,50 @@ nvm_status nvm_capreq_parse(const char *s, nvm_capreq *out, char *why, size_t wh
     memset(out, 0, sizeof *out);
     size_t n = strlen(s);
     if (n >= sizeof out->text) {
-        why_set(why, whylen, "capability \"%.40s...\": longer than %zu characters", s,
-                sizeof out->text - 1);
+        nvm_why_set(why, whylen, "capability \"%.40s...\": longer than %zu characters", s,
+                    sizeof out->text - 1);
         return NVM_E_FORMAT;
     }
     const char *colon = strchr(s, ':');
     size_t head = colon != NULL ? (size_t)(colon - s) : n;
     const char *dot = memchr(s, '.', head);
     if (dot == NULL) {
-        why_set(why, whylen, "capability \"%s\": expected type.action", s);
+        nvm_why_set(why, whylen, "capability \"%s\": expected type.action", s);
         return NVM_E_FORMAT;
     }
     size_t tlen = (size_t)(dot - s), alen = head - tlen - 1;
     if (!ident_ok(s, tlen)) {
-        why_set(why, whylen,
-                "capability \"%s\": the type must be a lower-case identifier ([a-z][a-z0-9_]*, "
-                "at most 31 characters)",
-                s);
+        nvm_why_set(why, whylen,
+                    "capability \"%s\": the type must be a lower-case identifier ([a-z][a-z0-9_]*, "
+                    "at most 31 characters)",
+                    s);
         return NVM_E_FORMAT;
     }
     if (!ident_ok(dot + 1, alen)) {
-        why_set(why, whylen,
-                "capability \"%s\": the action must be a lower-case identifier ([a-z][a-z0-9_]*, "
-                "at most 31 characters)",
-                s);
+        nvm_why_set(
+            why, whylen,
+            "capability \"%s\": the action must be a lower-case identifier ([a-z][a-z0-9_]*, "
+            "at most 31 characters)",
+            s);
         return NVM_E_FORMAT;
     }
     if (colon != NULL) {
         size_t slen = n - head - 1;
         if (slen == 0) {
-            why_set(why, whylen, "capability \"%s\": empty scope after ':'", s);
+            nvm_why_set(why, whylen, "capability \"%s\": empty scope after ':'", s);
             return NVM_E_FORMAT;
         }
         if (slen >= sizeof out->scope) {
-            why_set(why, whylen, "capability \"%.40s...\": scope longer than %zu characters", s,
-                    sizeof out->scope - 1);
+            nvm_why_set(why, whylen, "capability \"%.40s...\": scope longer than %zu characters", s,
+                        sizeof out->scope - 1);
             return NVM_E_FORMAT;
         }
         for (size_t i = 0; i < slen; i++) {
             unsigned char c = (unsigned char)colon[1 + i];
             if (c <= 0x20 || c >= 0x7f) {
-                why_set(why, whylen,
-                        "capability \"%s\": the scope must be printable ASCII without spaces", s);
+                nvm_why_set(why, whylen,
+                            "capability \"%s\": the scope must be printable ASCII without spaces",
+                            s);
                 return NVM_E_FORMAT;
             }
         }
@@ -151,7 +138,7 @@ nvm_status nvm_capreq_parse(const char *s, nvm_capreq *out, char *why, size_t wh
         memcpy(type, s, tlen);
         type[tlen] = '\0';
         if (!scope_ok(type, out->scope, &what)) {
-            why_set(why, whylen, "capability \"%s\": %s", s, what);
+            nvm_why_set(why, whylen, "capability \"%s\": %s", s, what);
             memset(out, 0, sizeof *out);
             return NVM_E_FORMAT;
         }

@@ -32,6 +32,7 @@
 
 #include "aot.h"
 #include "../../host/cachedir.h"
+#include "../../host/why.h"
 #include "../native/nrt.h"
 #include "../../trust/api_util.h"
 #include "../../trust/crypto.h"
@@ -47,20 +48,6 @@ static const nvm_aot_rt rt_table = {
     nvm_rt_fast,       nvm_rt_truthy, nvm_rt_gas,           nvm_rt_deopt,   nvm_rt_interp_call,
     nvm_rt_call_space, nvm_rt_catch,  nvm_rt_drop_handlers, nvm_rt_prefill,
 };
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-why_set(char *why, size_t n, const char *fmt, ...)
-{
-    if (why == NULL || n == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-}
 
 /* Kept out of line: the large path buffers of the compile path (and of the key) then take stack
  * only while they are in use, not in every lookup's frame. */
@@ -273,31 +260,31 @@ static nvm_aot_lib *load_entry(const char *dir, const char *key, const char *fp,
     snprintf(hpath, sizeof hpath, "%s/%s.sha256", dir, key);
     int hfd = open(hpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (hfd < 0) {
-        why_set(why, whylen, "no cache entry");
+        nvm_why_set(why, whylen, "no cache entry");
         return NULL;
     }
     ssize_t r = read(hfd, want, sizeof want - 1);
     close(hfd);
     if (r < 2 * NVM_SHA256_LEN) {
-        why_set(why, whylen, "cache entry %s: bad hash record", key);
+        nvm_why_set(why, whylen, "cache entry %s: bad hash record", key);
         return NULL;
     }
     want[2 * NVM_SHA256_LEN] = '\0';
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        why_set(why, whylen, "cache entry %s: missing object", key);
+        nvm_why_set(why, whylen, "cache entry %s: missing object", key);
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
         (st.st_mode & (S_IWGRP | S_IWOTH))) {
         close(fd);
-        why_set(why, whylen, "cache entry %s: not a private regular file", key);
+        nvm_why_set(why, whylen, "cache entry %s: not a private regular file", key);
         return NULL;
     }
     if (!hash_fd_size(fd, st.st_size, got) || strcmp(got, want) != 0) {
         close(fd);
-        why_set(why, whylen, "cache entry %s: hash mismatch (tampered or stale)", key);
+        nvm_why_set(why, whylen, "cache entry %s: hash mismatch (tampered or stale)", key);
         return NULL;
     }
     char fdpath[64];
@@ -305,7 +292,7 @@ static nvm_aot_lib *load_entry(const char *dir, const char *key, const char *fp,
     void *dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
     close(fd);
     if (dl == NULL) {
-        why_set(why, whylen, "cache entry %s: cannot load: %s", key, dlerror());
+        nvm_why_set(why, whylen, "cache entry %s: cannot load: %s", key, dlerror());
         return NULL;
     }
     const nvm_aot_desc *(*describe)(void) = NULL;
@@ -316,13 +303,13 @@ static nvm_aot_lib *load_entry(const char *dir, const char *key, const char *fp,
     if (d == NULL || d->abi != NVM_AOT_ABI || d->fingerprint == NULL ||
         strcmp(d->fingerprint, fp) != 0 || d->nfuncs != m->nfuncs || d->fns == NULL) {
         dlclose(dl);
-        why_set(why, whylen, "cache entry %s: ABI or layout fingerprint mismatch", key);
+        nvm_why_set(why, whylen, "cache entry %s: ABI or layout fingerprint mismatch", key);
         return NULL;
     }
     nvm_aot_lib *lib = calloc(1, sizeof *lib);
     if (lib == NULL) {
         dlclose(dl);
-        why_set(why, whylen, "out of memory");
+        nvm_why_set(why, whylen, "out of memory");
         return NULL;
     }
     lib->dl = dl;
@@ -363,17 +350,17 @@ static bool run_cc(const ccinfo *cc, const char *src, const char *out, char *why
     int e = posix_spawn(&pid, cc->path, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (e != 0) {
-        why_set(why, whylen, "cannot start the C compiler %s: %s", cc->path, strerror(e));
+        nvm_why_set(why, whylen, "cannot start the C compiler %s: %s", cc->path, strerror(e));
         return false;
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
-            why_set(why, whylen, "C compiler: %s", strerror(errno));
+            nvm_why_set(why, whylen, "C compiler: %s", strerror(errno));
             return false;
         }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        why_set(why, whylen, "the C compiler %s failed", cc->path);
+        nvm_why_set(why, whylen, "the C compiler %s failed", cc->path);
         return false;
     }
     return true;
@@ -397,13 +384,13 @@ AOT_NOINLINE static bool compile_entry(const nvm_module *m, unsigned flags, cons
     snprintf(hfin, sizeof hfin, "%s/%s.sha256", dir, key);
     unlink(hfin);
     if (nvm_aot_emit(m, flags, &c, &clen, &e) != NVM_OK) {
-        why_set(why, whylen, "generating C: %s", e.message);
+        nvm_why_set(why, whylen, "generating C: %s", e.message);
         return false;
     }
     snprintf(src, sizeof src, "%s/tmp-%s-XXXXXX.c", dir, key);
     fd = mkstemps(src, 2);
     if (fd < 0 || !write_all(fd, c, clen) || close(fd) != 0) {
-        why_set(why, whylen, "cannot write the generated C in %s", dir);
+        nvm_why_set(why, whylen, "cannot write the generated C in %s", dir);
         if (fd >= 0)
             unlink(src);
         src[0] = '\0';
@@ -418,7 +405,7 @@ AOT_NOINLINE static bool compile_entry(const nvm_module *m, unsigned flags, cons
     if (fd < 0 || !hash_fd(fd, hex)) {
         if (fd >= 0)
             close(fd);
-        why_set(why, whylen, "cannot hash the compiled object");
+        nvm_why_set(why, whylen, "cannot hash the compiled object");
         goto done;
     }
     close(fd);
@@ -429,7 +416,7 @@ AOT_NOINLINE static bool compile_entry(const nvm_module *m, unsigned flags, cons
     fd = open(htmp, O_WRONLY | O_CREAT | O_TRUNC | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
     if (fd < 0 || !write_all(fd, hex, strlen(hex)) || close(fd) != 0 || rename(tmp, fin) != 0 ||
         rename(htmp, hfin) != 0) {
-        why_set(why, whylen, "cannot store the cache entry in %s: %s", dir, strerror(errno));
+        nvm_why_set(why, whylen, "cannot store the cache entry in %s: %s", dir, strerror(errno));
         goto done;
     }
     tmp[0] = htmp[0] = '\0';
@@ -450,13 +437,13 @@ nvm_status nvm_aot_get(const nvm_module *m, unsigned flags, bool compile, nvm_ao
 {
     *out = NULL;
     if (m == NULL || !m->verified) {
-        why_set(why, whylen, "module not verified");
+        nvm_why_set(why, whylen, "module not verified");
         return NVM_E_USAGE;
     }
     char dir[PATH_MAX - 128], key[2 * NVM_SHA256_LEN + 1];
     ccinfo cc;
     if (!cc_find(&cc)) {
-        why_set(why, whylen, "no C compiler (cc or $CC)");
+        nvm_why_set(why, whylen, "no C compiler (cc or $CC)");
         return NVM_E_USAGE;
     }
     if (!cache_dir(dir, sizeof dir, true, why, whylen))
@@ -464,7 +451,7 @@ nvm_status nvm_aot_get(const nvm_module *m, unsigned flags, bool compile, nvm_ao
     char fp[NVM_AOT_FP_LEN + 1];
     nvm_aot_fingerprint(fp);
     if (!cache_key(m, flags, &cc, fp, key)) {
-        why_set(why, whylen, "cannot compute the cache key");
+        nvm_why_set(why, whylen, "cannot compute the cache key");
         return NVM_E_USAGE;
     }
     char lwhy[512];
@@ -473,7 +460,7 @@ nvm_status nvm_aot_get(const nvm_module *m, unsigned flags, bool compile, nvm_ao
     if (*out != NULL)
         return NVM_OK;
     if (!compile) {
-        why_set(why, whylen, "%s", lwhy);
+        nvm_why_set(why, whylen, "%s", lwhy);
         return NVM_E_USAGE;
     }
     if (!compile_entry(m, flags, &cc, dir, key, why, whylen))
