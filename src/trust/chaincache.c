@@ -16,49 +16,29 @@
 
 #define MAGIC "nanovm-chain 1"
 
-/* a growing byte buffer of the key's input: each part preceded by its length (8 bytes) */
-typedef struct kbuf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-} kbuf;
-
-static void kb_add(kbuf *b, const void *data, size_t n)
+/* one part of the key's input, preceded by its length (8 bytes, little-endian) */
+static void key_part(nvm_sha256_ctx *h, const void *data, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 8 > b->cap) {
-        size_t cap = (b->len + n + 8) * 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (q == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    uint64_t l = n;
+    uint8_t len[8];
     for (int i = 0; i < 8; i++)
-        b->p[b->len++] = (uint8_t)(l >> (8 * i));
-    if (n > 0)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
+        len[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    nvm_sha256_add(h, len, sizeof len);
+    nvm_sha256_add(h, data, n);
 }
 
-static void kb_certs(kbuf *b, const nvm_certs *c)
+static bool key_certs(nvm_sha256_ctx *h, const nvm_certs *c)
 {
     size_t n = nvm_certs_count(c);
-    kb_add(b, &n, sizeof n);
-    for (size_t i = 0; i < n && !b->oom; i++) {
+    key_part(h, &n, sizeof n);
+    for (size_t i = 0; i < n; i++) {
         uint8_t *der = NULL;
         size_t len = 0;
-        if (nvm_certs_der(c, i, &der, &len) != NVM_OK) {
-            b->oom = true;
-            break;
-        }
-        kb_add(b, der, len);
+        if (nvm_certs_der(c, i, &der, &len) != NVM_OK)
+            return false;
+        key_part(h, der, len);
         free(der);
     }
+    return true;
 }
 
 bool nvm_chain_cache_key(const nvm_certs *chain, const nvm_certs *roots,
@@ -66,22 +46,20 @@ bool nvm_chain_cache_key(const nvm_certs *chain, const nvm_certs *roots,
                          const char *const *revoked_serials, size_t nrevoked,
                          char hex[NVM_CHAIN_KEY_HEX])
 {
-    kbuf b = {0};
-    kb_add(&b, MAGIC, sizeof MAGIC);
-    kb_certs(&b, chain);
-    kb_certs(&b, roots);
-    kb_add(&b, signing_pub, NVM_ED25519_PUB_LEN);
-    kb_add(&b, &nrevoked, sizeof nrevoked);
+    nvm_sha256_ctx *h = nvm_sha256_begin();
+    if (h == NULL)
+        return false;
+    key_part(h, MAGIC, sizeof MAGIC);
+    bool ok = key_certs(h, chain) && key_certs(h, roots);
+    key_part(h, signing_pub, NVM_ED25519_PUB_LEN);
+    key_part(h, &nrevoked, sizeof nrevoked);
     for (size_t i = 0; i < nrevoked; i++)
-        kb_add(&b, revoked_serials[i] != NULL ? revoked_serials[i] : "",
-               revoked_serials[i] != NULL ? strlen(revoked_serials[i]) : 0);
-    bool ok = !b.oom;
-    if (ok) {
-        uint8_t h[NVM_SHA256_LEN];
-        nvm_sha256(b.p, b.len, h);
-        nvm_hex(h, sizeof h, hex);
-    }
-    free(b.p);
+        key_part(h, revoked_serials[i] != NULL ? revoked_serials[i] : "",
+                 revoked_serials[i] != NULL ? strlen(revoked_serials[i]) : 0);
+    uint8_t d[NVM_SHA256_LEN];
+    ok = nvm_sha256_end(h, d) && ok;
+    if (ok)
+        nvm_hex(d, sizeof d, hex);
     return ok;
 }
 

@@ -296,20 +296,49 @@ nvm_status nvm_hmac_sha256(const void *key, size_t keylen, const void *msg, size
     return NVM_OK;
 }
 
+struct nvm_sha256_ctx {
+    EVP_MD_CTX *md;
+    bool ok;
+};
+
+nvm_sha256_ctx *nvm_sha256_begin(void)
+{
+    crypto_init();
+    nvm_sha256_ctx *h = malloc(sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->md = EVP_MD_CTX_new();
+    h->ok = h->md != NULL && EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) == 1;
+    return h;
+}
+
+void nvm_sha256_add(nvm_sha256_ctx *h, const void *data, size_t len)
+{
+    if (h != NULL && h->ok && len > 0)
+        h->ok = EVP_DigestUpdate(h->md, data, len) == 1;
+}
+
+bool nvm_sha256_end(nvm_sha256_ctx *h, uint8_t out[NVM_SHA256_LEN])
+{
+    unsigned int n = 0;
+    bool ok = h != NULL && h->ok && EVP_DigestFinal_ex(h->md, out, &n) == 1 && n == NVM_SHA256_LEN;
+    if (!ok)
+        memset(out, 0, NVM_SHA256_LEN); /* only on allocation failure inside OpenSSL */
+    if (h != NULL) {
+        EVP_MD_CTX_free(h->md);
+        free(h);
+    }
+    ERR_clear_error();
+    return ok;
+}
+
 void nvm_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
                   uint8_t out[NVM_SHA256_LEN])
 {
-    crypto_init();
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int n = 0;
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-             (alen == 0 || EVP_DigestUpdate(ctx, a, alen) == 1) &&
-             (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1) &&
-             EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == NVM_SHA256_LEN;
-    if (!ok)
-        memset(out, 0, NVM_SHA256_LEN); /* only on allocation failure inside OpenSSL */
-    EVP_MD_CTX_free(ctx);
-    ERR_clear_error();
+    nvm_sha256_ctx *h = nvm_sha256_begin();
+    nvm_sha256_add(h, a, alen);
+    nvm_sha256_add(h, b, blen);
+    nvm_sha256_end(h, out);
 }
 
 void nvm_hex(const uint8_t *data, size_t len, char *out)

@@ -32,6 +32,12 @@ void nvm_crypto_free(nvm_crypto *cx);
 void nvm_sha256(const void *data, size_t len, uint8_t out[NVM_SHA256_LEN]);
 void nvm_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
                   uint8_t out[NVM_SHA256_LEN]);
+/* SHA-256 of data given in parts: begin (NULL when out of memory), add each part, then end, which
+ * writes the digest, frees the state and says whether OpenSSL computed it (else out is zeros). */
+typedef struct nvm_sha256_ctx nvm_sha256_ctx;
+nvm_sha256_ctx *nvm_sha256_begin(void);
+void nvm_sha256_add(nvm_sha256_ctx *h, const void *data, size_t len);
+bool nvm_sha256_end(nvm_sha256_ctx *h, uint8_t out[NVM_SHA256_LEN]);
 /* HMAC-SHA-256 (RFC 2104) of msg under key; NVM_E_INTERNAL only when OpenSSL fails. */
 nvm_status nvm_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
                            uint8_t out[NVM_SHA256_LEN]);

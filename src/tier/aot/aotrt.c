@@ -57,12 +57,6 @@ static const nvm_aot_rt rt_table = {
 #define AOT_NOINLINE
 #endif
 
-/* The cache directory (cachedir.h). */
-static bool cache_dir(char *out, size_t n, bool create, char *why, size_t whylen)
-{
-    return nvm_cache_dir(out, n, create, why, whylen);
-}
-
 /* ---- the compiler ---- */
 #define MAX_CC_ARGS 16
 
@@ -446,7 +440,7 @@ nvm_status nvm_aot_get(const nvm_module *m, unsigned flags, bool compile, nvm_ao
         nvm_why_set(why, whylen, "no C compiler (cc or $CC)");
         return NVM_E_USAGE;
     }
-    if (!cache_dir(dir, sizeof dir, true, why, whylen))
+    if (!nvm_cache_dir(dir, sizeof dir, true, why, whylen))
         return NVM_E_USAGE;
     char fp[NVM_AOT_FP_LEN + 1];
     nvm_aot_fingerprint(fp);
@@ -567,7 +561,7 @@ nvm_status nvm_aot_compile_ex(const nvm_module *m, unsigned flags, const char *e
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
         char dir[PATH_MAX - 128];
-        if (!cache_dir(dir, sizeof dir, false, NULL, 0))
+        if (!nvm_cache_dir(dir, sizeof dir, false, NULL, 0))
             dir[0] = '\0';
         nvm_tb_printf(
             &msg, "aot: %" PRIu32 " functions, %" PRIu64 " instructions ready in %s (%.1f ms)\n",
@@ -596,7 +590,7 @@ nvm_status nvm_aot_cache_list(char **out_text, nvm_error *err)
 {
     *out_text = NULL;
     char dir[PATH_MAX - 128], why[512];
-    if (!cache_dir(dir, sizeof dir, false, why, sizeof why))
+    if (!nvm_cache_dir(dir, sizeof dir, false, why, sizeof why))
         return nvm_error_set(err, NVM_E_IO, NULL, 0, 0, "%s", why);
     DIR *d = opendir(dir);
     if (d == NULL)
@@ -629,7 +623,7 @@ nvm_status nvm_aot_cache_clear(uint64_t *removed, nvm_error *err)
     if (removed != NULL)
         *removed = 0;
     char dir[PATH_MAX - 128], why[512];
-    if (!cache_dir(dir, sizeof dir, false, why, sizeof why))
+    if (!nvm_cache_dir(dir, sizeof dir, false, why, sizeof why))
         return nvm_error_set(err, NVM_E_IO, NULL, 0, 0, "%s", why);
     DIR *d = opendir(dir);
     if (d == NULL)
