@@ -274,6 +274,16 @@ wbytes(entry, b"nanovm-chain 1 100 200 " + n + b"\n")
 out = expect("chain cache: window past, verified again", 0, "trust level:  trusted", "verify",
              "--policy", "p.json", "good.cap")
 check("chain cache: window past not used", CACHED not in out, out)
+# an entry that is a symbolic link (to an entry whose window covers every time) is not read
+forged = os.path.join(W, "forged.chain")
+wbytes(forged, b"nanovm-chain 1 0 9999999999 " + n + b"\n")
+os.remove(entry)
+os.symlink(forged, entry)
+out = expect("chain cache: symbolic link, verified again", 0, "trust level:  trusted", "verify",
+             "--policy", "p.json", "good.cap")
+check("chain cache: symbolic link not used", CACHED not in out, out)
+os.remove(entry)
+wbytes(entry, good_entry)
 # an entry never makes a chain that does not verify pass: the failure is not remembered, and the
 # entry of another chain, root set or revocation list is another entry
 for k in range(2):
